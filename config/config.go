@@ -1,0 +1,132 @@
+// Package config owns mailpoller's YAML configuration: the types that map the
+// file (DESIGN.md §3), their defaults, ${ENV} and *_file secret expansion, and
+// validation that reports every problem with file, line, key and fix.
+//
+// Load is the only function that does I/O. Everything else is pure.
+package config
+
+import (
+	"strings"
+	"time"
+)
+
+// Config is a whole mailpoller configuration file.
+type Config struct {
+	NATS     NATS      `yaml:"nats"`
+	HTTP     HTTP      `yaml:"http"`
+	Log      Log       `yaml:"log"`
+	Defaults Options   `yaml:"defaults"`
+	Accounts []Account `yaml:"accounts"`
+
+	// Path is the file the config was loaded from ("" when built in code).
+	Path string `yaml:"-"`
+}
+
+// NATS says where events go. An empty URL starts an embedded server.
+type NATS struct {
+	URL             string   `yaml:"url"`
+	Embedded        Embedded `yaml:"embedded"`
+	CredentialsFile string   `yaml:"credentials_file"`
+	User            string   `yaml:"user"`
+	Password        string   `yaml:"password"` // secret: ${ENV} or password_file
+	PasswordFile    string   `yaml:"password_file"`
+	Token           string   `yaml:"token"` // secret: ${ENV} or token_file
+	TokenFile       string   `yaml:"token_file"`
+	TLS             TLS      `yaml:"tls"`
+	Stream          string   `yaml:"stream"`         // default MAIL
+	SubjectPrefix   string   `yaml:"subject_prefix"` // default mail.inbound
+}
+
+// Embedded configures the NATS server started when NATS.URL is empty.
+type Embedded struct {
+	Listen   string `yaml:"listen"`    // default 127.0.0.1:4222; "-1" or ":0" picks a free port
+	StoreDir string `yaml:"store_dir"` // default ./data/nats
+}
+
+// HTTP configures the operations endpoint (/metrics, /healthz, /readyz, /status).
+type HTTP struct {
+	Listen string `yaml:"listen"` // default 127.0.0.1:9464; empty disables
+}
+
+// Log configures log/slog output.
+type Log struct {
+	Level  string `yaml:"level"`  // debug | info | warn | error; default info
+	Format string `yaml:"format"` // text | json; default text
+}
+
+// TLS configures certificate checks for one peer.
+type TLS struct {
+	CAFile             string `yaml:"ca_file"`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+}
+
+// Certificate is a client certificate credential for an app registration.
+type Certificate struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// Options are the per-mailbox knobs. In the file they appear under defaults,
+// on an account and on a mailbox entry; nil fields inherit from the level above.
+type Options struct {
+	PollInterval    *Duration `yaml:"poll_interval"`     // default 60s
+	Folder          *string   `yaml:"folder"`            // default INBOX
+	StartFrom       *string   `yaml:"start_from"`        // unread | all | now; default unread
+	AfterRead       *string   `yaml:"after_read"`        // mark_read | move | delete | none; default mark_read
+	MoveTo          *string   `yaml:"move_to"`           // folder for after_read: move
+	MaxMessageBytes *ByteSize `yaml:"max_message_bytes"` // default 50MiB
+}
+
+// Account is one Entra ID app registration and the mailboxes it reads.
+type Account struct {
+	Name               string       `yaml:"name"`
+	Protocol           string       `yaml:"protocol"` // imap | ews; default imap
+	TenantID           string       `yaml:"tenant_id"`
+	ClientID           string       `yaml:"client_id"`
+	ClientSecret       string       `yaml:"client_secret"`
+	ClientSecretFile   string       `yaml:"client_secret_file"`
+	Certificate        *Certificate `yaml:"certificate"`
+	FederatedTokenFile string       `yaml:"federated_token_file"`
+	Cloud              string       `yaml:"cloud"`     // public | usgov | china; default public
+	Authority          string       `yaml:"authority"` // explicit authority URL, overrides cloud
+	Server             string       `yaml:"server"`    // host:port (imap) or URL (ews)
+	TLS                TLS          `yaml:"tls"`
+	Mailbox            string       `yaml:"mailbox"`
+	AdditionalUsers    []MailboxRef `yaml:"additional_users"`
+	Options            `yaml:",inline"`
+}
+
+// MailboxRef is an entry of additional_users: either a plain address or a
+// mapping {address: ..., folder: ..., ...} that overrides options for that mailbox.
+type MailboxRef struct {
+	Address string `yaml:"address"`
+	Options `yaml:",inline"`
+}
+
+// Duration is a time.Duration written as "60s", "5m" in YAML.
+type Duration time.Duration
+
+// ByteSize is a size written as "50MiB", "10MB", "1024" in YAML.
+type ByteSize int64
+
+// Mailbox is one resolved (account, mailbox) pair with every option filled in.
+// It is what the poller runs one loop for.
+type Mailbox struct {
+	Account *Account
+	Address string // lower-cased SMTP address
+
+	PollInterval    time.Duration
+	Folder          string
+	StartFrom       string
+	AfterRead       string
+	MoveTo          string
+	MaxMessageBytes int64
+}
+
+// Token is the mailbox part of a NATS subject: the lower-cased address with
+// "." → "_" and "@" → "_at_" (billing@contoso.com → billing_at_contoso_com).
+func Token(address string) string {
+	a := strings.ToLower(address)
+	a = strings.ReplaceAll(a, "@", "_at_")
+	return strings.ReplaceAll(a, ".", "_")
+}

@@ -1,0 +1,70 @@
+// Package source is the contract between a mail transport (imap, ews) and
+// the poller: a Source reads one folder of one mailbox and hands new
+// messages over in batches, each with the checkpoint to save once the batch
+// is handled.
+//
+// The order is fixed and is what makes "nothing lost" true: the poller
+// publishes every message of a batch and waits for its PubAck, then calls
+// AfterRead, then saves Batch.State. A crash at any point replays from the
+// last saved state.
+package source
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Source reads new mail from one folder of one mailbox. A Source is owned by
+// one goroutine and is not safe for concurrent use.
+type Source interface {
+	// Poll finds the messages that are new since state (nil: no checkpoint
+	// yet, so the mailbox's start_from decides) and calls handle with them in
+	// batches, oldest first. Poll returns the first error handle returns, or
+	// an error of the transport. A batch with no messages may still carry a
+	// new State (EWS sync states advance on changes we ignore).
+	Poll(ctx context.Context, state []byte, handle func(context.Context, Batch) error) error
+
+	// AfterRead applies the configured after-read action (mark read, move,
+	// delete, none) to items that have been published and acknowledged.
+	AfterRead(ctx context.Context, items []Item) error
+
+	// Close ends the connection. It is safe to call more than once.
+	Close() error
+}
+
+// Batch is a run of new messages and the checkpoint that covers them.
+type Batch struct {
+	Items []Item
+	// State is the opaque checkpoint to store once every item is handled.
+	// Nil means "no change".
+	State []byte
+}
+
+// Item is one message as the server returned it.
+type Item struct {
+	// ServerID is the server's stable id: "<uidvalidity>:<uid>" for IMAP, the
+	// ItemId for EWS. With account, mailbox and folder it makes the event id.
+	ServerID string
+	// UID is the IMAP UID (0 for EWS).
+	UID uint32
+	// Raw is the RFC 5322 message. It is nil when Err is set.
+	Raw []byte
+	// Size is the server's size of the message (may exceed len(Raw) when the
+	// message was too large to fetch whole).
+	Size int64
+	// Received is when the server received the message (INTERNALDATE or
+	// DateTimeReceived); zero if unknown.
+	Received time.Time
+	// Truncated is true when Raw holds only the header because the message
+	// is larger than max_message_bytes.
+	Truncated bool
+	// Err is set when the server could not return this message (IMAP FETCH
+	// NO, EWS ErrorItemNotFound); the poller dead-letters it.
+	Err error
+}
+
+// ErrPermanent marks errors that retrying will not fix (bad credentials,
+// missing permission, missing folder). The poller backs off much longer and
+// reports the fix instead of retrying at once. Wrap it with fmt.Errorf("%w").
+var ErrPermanent = errors.New("permanent")
