@@ -68,3 +68,8 @@ type Item struct {
 // missing permission, missing folder). The poller backs off much longer and
 // reports the fix instead of retrying at once. Wrap it with fmt.Errorf("%w").
 var ErrPermanent = errors.New("permanent")
+
+// ErrReconnect asks the poller to close the source and open a new one at
+// once, without counting a failure (for example, the access token the
+// connection authenticated with is about to expire).
+var ErrReconnect = errors.New("reconnect requested")

@@ -1,0 +1,431 @@
+// Package imap is the IMAP transport: it dials an IMAP server over implicit
+// TLS, authenticates with SASL XOAUTH2 and an app-only token, and reads new
+// mail of one folder by UID, keeping UIDVALIDITY and the last handled UID as
+// the checkpoint. It implements source.Source.
+package imap
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"slices"
+	"strconv"
+	"time"
+
+	goimap "github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/mailpoller/mailpoller/source"
+)
+
+// Options say which folder of which mailbox to read and how.
+type Options struct {
+	Addr      string      // host:port, implicit TLS
+	TLSConfig *tls.Config // nil: system roots, server name from Addr
+	Mailbox   string      // SMTP address, sent as XOAUTH2 user=
+	Folder    string      // default INBOX
+	StartFrom string      // unread | all | now (first run only); default unread
+	AfterRead string      // mark_read | move | delete | none; default mark_read
+	MoveTo    string      // folder for after_read move
+	// MaxMessageBytes: larger messages are handed over with their header
+	// only and Item.Truncated set. 0 means no limit.
+	MaxMessageBytes int64
+	// Token returns an app-only access token and its expiry.
+	Token func(ctx context.Context) (string, time.Time, error)
+	// Logger receives state changes; nil means slog.Default().
+	Logger *slog.Logger
+	// DebugWriter receives the raw protocol, credentials included. Never
+	// set it outside a debugging session.
+	DebugWriter io.Writer
+}
+
+// renewBefore is how long before the token's expiry the connection is
+// replaced, so Exchange never has to end it with "BYE Session invalidated -
+// AccessTokenExpired".
+const renewBefore = 2 * time.Minute
+
+// Batch limits: a batch is fetched in one UID FETCH.
+const (
+	batchMessages = 50
+	batchBytes    = 16 << 20
+)
+
+// errVanished marks a UID that the server did not return in a FETCH (the
+// message was expunged between SEARCH and FETCH, or the server refused it).
+var errVanished = errors.New("server returned no data for this message")
+
+// Source reads one IMAP folder. It is not safe for concurrent use.
+type Source struct {
+	opts        Options
+	c           *imapclient.Client
+	log         *slog.Logger
+	expiry      time.Time
+	uidValidity uint32
+	uidNext     uint32
+	stop        func() bool
+}
+
+type state struct {
+	UIDValidity uint32 `json:"uidvalidity"`
+	LastUID     uint32 `json:"last_uid"`
+}
+
+// Open dials opts.Addr, authenticates opts.Mailbox with XOAUTH2 and selects
+// the folder. ctx bounds the whole life of the connection: when it is done
+// the connection is closed.
+func Open(ctx context.Context, opts Options) (*Source, error) {
+	if opts.Folder == "" {
+		opts.Folder = "INBOX"
+	}
+	if opts.StartFrom == "" {
+		opts.StartFrom = "unread"
+	}
+	if opts.AfterRead == "" {
+		opts.AfterRead = "mark_read"
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Source{opts: opts, log: log}
+	if err := s.connect(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Source) connect(ctx context.Context) error {
+	tok, exp, err := s.opts.Token(ctx)
+	if err != nil {
+		return fmt.Errorf("get token: %w", err)
+	}
+	s.expiry = exp
+	tc := s.opts.TLSConfig.Clone()
+	if tc == nil {
+		tc = &tls.Config{}
+	}
+	if tc.ServerName == "" {
+		host, _, _ := net.SplitHostPort(s.opts.Addr)
+		tc.ServerName = host
+	}
+	d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}, Config: tc}
+	conn, err := d.DialContext(ctx, "tcp", s.opts.Addr)
+	if err != nil {
+		return fmt.Errorf("dial %s: %w", s.opts.Addr, err)
+	}
+	s.c = imapclient.New(conn, &imapclient.Options{DebugWriter: s.opts.DebugWriter})
+	s.stop = context.AfterFunc(ctx, func() { s.c.Close() })
+	if err := s.c.WaitGreeting(); err != nil {
+		return fmt.Errorf("greeting from %s: %w", s.opts.Addr, err)
+	}
+	if err := s.c.Authenticate(NewXOAUTH2Client(s.opts.Mailbox, tok)); err != nil {
+		if errors.Is(err, ErrAuthFailed) {
+			return fmt.Errorf("authenticate %s: %w", s.opts.Mailbox, err)
+		}
+		var ie *goimap.Error
+		if errors.As(err, &ie) && ie.Type == goimap.StatusResponseTypeNo {
+			return fmt.Errorf("authenticate %s: %w (server said %q)", s.opts.Mailbox, ErrAuthFailed, ie.Text)
+		}
+		return fmt.Errorf("authenticate %s: %w", s.opts.Mailbox, classify(err))
+	}
+	sel, err := s.c.Select(s.opts.Folder, &goimap.SelectOptions{ReadOnly: s.opts.AfterRead == "none"}).Wait()
+	if err != nil {
+		err = classify(err)
+		var ie *goimap.Error
+		if errors.As(err, &ie) && ie.Type == goimap.StatusResponseTypeNo {
+			err = fmt.Errorf("%w: %s", source.ErrPermanent, ie.Text)
+		}
+		return fmt.Errorf("select %s: %w", s.opts.Folder, err)
+	}
+	s.uidValidity, s.uidNext = sel.UIDValidity, uint32(sel.UIDNext)
+	if s.opts.AfterRead == "move" {
+		if err := s.checkFolder(s.opts.MoveTo); err != nil {
+			return err
+		}
+	}
+	s.log.Debug("imap connected", "uidvalidity", s.uidValidity, "uidnext", s.uidNext, "messages", sel.NumMessages)
+	return nil
+}
+
+func (s *Source) checkFolder(name string) error {
+	list, err := s.c.List("", name, nil).Collect()
+	if err != nil {
+		return fmt.Errorf("list %s: %w", name, classify(err))
+	}
+	if len(list) == 0 {
+		return fmt.Errorf("move_to folder %q does not exist in %s: create it or fix move_to: %w", name, s.opts.Mailbox, source.ErrPermanent)
+	}
+	return nil
+}
+
+// guard closes the connection if ctx ends during a call; the returned func
+// disarms it.
+func (s *Source) guard(ctx context.Context) func() bool {
+	return context.AfterFunc(ctx, func() { s.c.Close() })
+}
+
+// Poll implements source.Source.
+func (s *Source) Poll(ctx context.Context, raw []byte, handle func(context.Context, source.Batch) error) error {
+	defer s.guard(ctx)()
+	if !s.expiry.IsZero() && time.Until(s.expiry) < renewBefore {
+		return source.ErrReconnect
+	}
+	var st *state
+	if raw != nil {
+		st = new(state)
+		if err := json.Unmarshal(raw, st); err != nil {
+			s.log.Warn("checkpoint unreadable, starting over", "err", err)
+			st = nil
+		}
+	}
+	if st != nil && st.UIDValidity != s.uidValidity {
+		s.log.Warn("UIDVALIDITY changed, resyncing the folder", "old", st.UIDValidity, "new", s.uidValidity, "start_from", s.opts.StartFrom)
+		st = nil
+	}
+	if err := s.c.Noop().Wait(); err != nil {
+		return fmt.Errorf("noop: %w", classify(err))
+	}
+	var crit goimap.SearchCriteria
+	var floor uint32 // UIDs at or below floor are done
+	first := st == nil
+	switch {
+	case !first:
+		floor = st.LastUID
+		var set goimap.UIDSet
+		set.AddRange(goimap.UID(floor+1), 0)
+		crit.UID = []goimap.UIDSet{set}
+	case s.opts.StartFrom == "now":
+		return handle(ctx, source.Batch{State: s.encode(s.uidNext - 1)})
+	case s.opts.StartFrom == "unread":
+		crit.NotFlag = []goimap.Flag{goimap.FlagSeen}
+	}
+	data, err := s.c.UIDSearch(&crit, nil).Wait()
+	if err != nil {
+		return fmt.Errorf("uid search in %s: %w", s.opts.Folder, classify(err))
+	}
+	var uids []uint32
+	for _, u := range data.AllUIDs() {
+		if uint32(u) > floor { // "n:*" always matches the highest UID
+			uids = append(uids, uint32(u))
+		}
+	}
+	slices.Sort(uids)
+	if err := s.fetchAll(ctx, uids, handle); err != nil {
+		return err
+	}
+	if first {
+		// Everything below UIDNEXT at SELECT time was either unread (and is
+		// now handled) or is to be skipped: start after it.
+		last := s.uidNext - 1
+		if n := len(uids); n > 0 && uids[n-1] > last {
+			last = uids[n-1]
+		}
+		return handle(ctx, source.Batch{State: s.encode(last)})
+	}
+	return nil
+}
+
+func (s *Source) encode(lastUID uint32) []byte {
+	b, _ := json.Marshal(state{UIDValidity: s.uidValidity, LastUID: lastUID})
+	return b
+}
+
+type meta struct {
+	uid      uint32
+	size     int64
+	received time.Time
+}
+
+// fetchAll reads sizes first, then bodies in batches bounded by count and
+// bytes, and hands each batch over before fetching the next.
+func (s *Source) fetchAll(ctx context.Context, uids []uint32, handle func(context.Context, source.Batch) error) error {
+	for start := 0; start < len(uids); start += 500 {
+		chunk := uids[start:min(start+500, len(uids))]
+		metas, err := s.sizes(chunk)
+		if err != nil {
+			return err
+		}
+		var batch []meta
+		var bytes int64
+		flush := func() error {
+			if len(batch) == 0 {
+				return nil
+			}
+			items, err := s.bodies(batch)
+			if err != nil {
+				return err
+			}
+			last := batch[len(batch)-1].uid
+			batch, bytes = nil, 0
+			return handle(ctx, source.Batch{Items: items, State: s.encode(last)})
+		}
+		for _, m := range metas {
+			if len(batch) > 0 && (len(batch) >= batchMessages || bytes+m.size > batchBytes) {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+			batch = append(batch, m)
+			bytes += min(m.size, s.limit())
+		}
+		if err := flush(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Source) limit() int64 {
+	if s.opts.MaxMessageBytes <= 0 {
+		return 1 << 62
+	}
+	return s.opts.MaxMessageBytes
+}
+
+func uidSet(uids []uint32) goimap.UIDSet {
+	var set goimap.UIDSet
+	for _, u := range uids {
+		set.AddNum(goimap.UID(u))
+	}
+	return set
+}
+
+// sizes fetches UID, RFC822.SIZE and INTERNALDATE for uids, in UID order.
+// UIDs the server does not return are kept with size -1.
+func (s *Source) sizes(uids []uint32) ([]meta, error) {
+	msgs, err := s.c.Fetch(uidSet(uids), &goimap.FetchOptions{UID: true, RFC822Size: true, InternalDate: true}).Collect()
+	if err != nil {
+		return nil, fmt.Errorf("uid fetch sizes: %w", classify(err))
+	}
+	got := make(map[uint32]*imapclient.FetchMessageBuffer, len(msgs))
+	for _, m := range msgs {
+		got[uint32(m.UID)] = m
+	}
+	out := make([]meta, 0, len(uids))
+	for _, u := range uids {
+		if m, ok := got[u]; ok {
+			out = append(out, meta{uid: u, size: m.RFC822Size, received: m.InternalDate})
+		} else {
+			out = append(out, meta{uid: u, size: -1})
+		}
+	}
+	return out, nil
+}
+
+var (
+	fullSection   = &goimap.FetchItemBodySection{Peek: true}
+	headerSection = &goimap.FetchItemBodySection{Specifier: goimap.PartSpecifierHeader, Peek: true}
+)
+
+// bodies fetches the messages of one batch: whole ones with BODY.PEEK[],
+// too-large ones with BODY.PEEK[HEADER].
+func (s *Source) bodies(batch []meta) ([]source.Item, error) {
+	var whole, heads []uint32
+	for _, m := range batch {
+		switch {
+		case m.size < 0:
+		case m.size > s.limit():
+			heads = append(heads, m.uid)
+		default:
+			whole = append(whole, m.uid)
+		}
+	}
+	got := make(map[uint32][]byte, len(batch))
+	for _, part := range []struct {
+		uids    []uint32
+		section *goimap.FetchItemBodySection
+	}{{whole, fullSection}, {heads, headerSection}} {
+		if len(part.uids) == 0 {
+			continue
+		}
+		msgs, err := s.c.Fetch(uidSet(part.uids), &goimap.FetchOptions{UID: true, BodySection: []*goimap.FetchItemBodySection{part.section}}).Collect()
+		if err != nil {
+			return nil, fmt.Errorf("uid fetch bodies: %w", classify(err))
+		}
+		for _, m := range msgs {
+			if b := m.FindBodySection(part.section); b != nil {
+				got[uint32(m.UID)] = b
+			}
+		}
+	}
+	items := make([]source.Item, 0, len(batch))
+	for _, m := range batch {
+		it := source.Item{
+			ServerID: strconv.FormatUint(uint64(s.uidValidity), 10) + ":" + strconv.FormatUint(uint64(m.uid), 10),
+			UID:      m.uid,
+			Size:     m.size,
+			Received: m.received,
+		}
+		if b, ok := got[m.uid]; ok {
+			it.Raw = b
+			it.Truncated = m.size > s.limit()
+		} else {
+			it.Err = errVanished
+		}
+		items = append(items, it)
+	}
+	return items, nil
+}
+
+// AfterRead implements source.Source.
+func (s *Source) AfterRead(ctx context.Context, items []source.Item) error {
+	if s.opts.AfterRead == "none" || len(items) == 0 {
+		return nil
+	}
+	defer s.guard(ctx)()
+	uids := make([]uint32, 0, len(items))
+	for _, it := range items {
+		uids = append(uids, it.UID)
+	}
+	set := uidSet(uids)
+	var err error
+	switch s.opts.AfterRead {
+	case "mark_read":
+		err = s.store(set, goimap.FlagSeen)
+	case "move":
+		if s.c.Caps().Has(goimap.CapMove) {
+			_, err = s.c.Move(set, s.opts.MoveTo).Wait()
+		} else if _, err = s.c.Copy(set, s.opts.MoveTo).Wait(); err == nil {
+			err = s.remove(set)
+		}
+	case "delete":
+		err = s.remove(set)
+	default:
+		return fmt.Errorf("unknown after_read %q", s.opts.AfterRead)
+	}
+	if err != nil {
+		return fmt.Errorf("after_read %s: %w", s.opts.AfterRead, classify(err))
+	}
+	return nil
+}
+
+func (s *Source) store(set goimap.UIDSet, flag goimap.Flag) error {
+	return s.c.Store(set, &goimap.StoreFlags{Op: goimap.StoreFlagsAdd, Silent: true, Flags: []goimap.Flag{flag}}, nil).Close()
+}
+
+func (s *Source) remove(set goimap.UIDSet) error {
+	if err := s.store(set, goimap.FlagDeleted); err != nil {
+		return err
+	}
+	if s.c.Caps().Has(goimap.CapUIDPlus) {
+		return s.c.UIDExpunge(set).Close()
+	}
+	return s.c.Expunge().Close()
+}
+
+// Close implements source.Source.
+func (s *Source) Close() error {
+	if s.stop != nil {
+		s.stop()
+	}
+	if s.c == nil {
+		return nil
+	}
+	return s.c.Close()
+}

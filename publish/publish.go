@@ -1,0 +1,177 @@
+package publish
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mailpoller/mailpoller/message"
+)
+
+// InlineLimit is the largest attachment carried inside the event as base64;
+// larger ones go to the object store.
+const InlineLimit = 64 << 10
+
+// headroom is kept free below the server's max payload for headers and
+// JSON escaping slack.
+const headroom = 8 << 10
+
+// ErrTooLarge means the event would not fit the server's max payload even
+// with every body and attachment moved to the object store.
+var ErrTooLarge = errors.New("event does not fit the NATS max payload")
+
+// Publish stores the raw message and large parts in the object store, fills
+// the event's blob references, publishes it on subject with Nats-Msg-Id =
+// ev.ID and waits for the PubAck. A nil error means JetStream has the event
+// (ack.Duplicate is true when it had it already).
+func (c *Conn) Publish(ctx context.Context, subject string, ev *Event, raw []byte) (*jetstream.PubAck, error) {
+	if raw != nil {
+		b, err := c.PutBlob(ctx, raw)
+		if err != nil {
+			return nil, fmt.Errorf("store raw message: %w", err)
+		}
+		ev.Data.Raw = b
+	}
+	for i := range ev.Data.Attachments {
+		a := &ev.Data.Attachments[i]
+		if a.Content == nil {
+			continue
+		}
+		if len(a.Content) <= InlineLimit {
+			a.Data, a.Content = a.Content, nil
+			continue
+		}
+		b, err := c.PutBlob(ctx, a.Content)
+		if err != nil {
+			return nil, fmt.Errorf("store attachment %q: %w", a.Filename, err)
+		}
+		a.Blob, a.Content = b, nil
+	}
+	payload, err := c.fit(ctx, ev)
+	if err != nil {
+		return nil, err
+	}
+	msg := nats.NewMsg(subject)
+	msg.Data = payload
+	msg.Header.Set(jetstream.MsgIDHeader, ev.ID)
+	msg.Header.Set("Content-Type", "application/cloudevents+json")
+	ack, err := c.js.PublishMsg(ctx, msg, jetstream.WithMsgID(ev.ID))
+	if err != nil {
+		return nil, fmt.Errorf("publish %s: %w", subject, err)
+	}
+	return ack, nil
+}
+
+// fit marshals ev, moving inline content to the object store until the
+// payload fits the server's limit.
+func (c *Conn) fit(ctx context.Context, ev *Event) ([]byte, error) {
+	limit := c.MaxPayload() - headroom
+	steps := []func() error{
+		func() error { // 1: inline attachments
+			for i := range ev.Data.Attachments {
+				a := &ev.Data.Attachments[i]
+				if a.Data == nil {
+					continue
+				}
+				b, err := c.PutBlob(ctx, a.Data)
+				if err != nil {
+					return err
+				}
+				a.Blob, a.Data = b, nil
+			}
+			return nil
+		},
+		func() error { // 2: bodies
+			if ev.Data.Text != "" {
+				b, err := c.PutBlob(ctx, []byte(ev.Data.Text))
+				if err != nil {
+					return err
+				}
+				ev.Data.TextBlob, ev.Data.Text = b, ""
+			}
+			if ev.Data.HTML != "" {
+				b, err := c.PutBlob(ctx, []byte(ev.Data.HTML))
+				if err != nil {
+					return err
+				}
+				ev.Data.HTMLBlob, ev.Data.HTML = b, ""
+			}
+			return nil
+		},
+		func() error { // 3: the header list (the raw blob keeps it)
+			ev.Data.Headers = nil
+			ev.Data.Problems = append(ev.Data.Problems, message.Problem{
+				Code: "headers_dropped", Detail: "header list too large for the NATS max payload; read them from the raw blob"})
+			return nil
+		},
+	}
+	for i := 0; ; i++ {
+		payload, err := json.Marshal(ev)
+		if err != nil {
+			return nil, fmt.Errorf("encode event: %w", err)
+		}
+		if int64(len(payload)) <= limit {
+			return payload, nil
+		}
+		if i == len(steps) {
+			return nil, fmt.Errorf("%w (%d bytes, limit %d)", ErrTooLarge, len(payload), limit)
+		}
+		if err := steps[i](); err != nil {
+			return nil, fmt.Errorf("store content apart: %w", err)
+		}
+	}
+}
+
+// PutBlob stores data in the object store under its sha256 (once: an
+// existing object is reused) and returns the reference.
+func (c *Conn) PutBlob(ctx context.Context, data []byte) (*message.Blob, error) {
+	sum := sha256.Sum256(data)
+	key := hex.EncodeToString(sum[:])
+	ref := &message.Blob{Bucket: BlobBucket, Key: key, Size: int64(len(data))}
+	if info, err := c.blobs.GetInfo(ctx, key); err == nil && !info.Deleted && int64(info.Size) == ref.Size {
+		return ref, nil
+	}
+	if _, err := c.blobs.PutBytes(ctx, key, data); err != nil {
+		return nil, fmt.Errorf("put blob %s: %w", key, err)
+	}
+	return ref, nil
+}
+
+// GetBlob reads a blob back (for consumers, tail and tests).
+func (c *Conn) GetBlob(ctx context.Context, b *message.Blob) ([]byte, error) {
+	return c.blobs.GetBytes(ctx, b.Key)
+}
+
+// DeadLetter is the payload of a dead-letter event: a message that could not
+// be turned into an event.
+type DeadLetter struct {
+	ID       string        `json:"id"`
+	Account  string        `json:"account"`
+	Mailbox  string        `json:"mailbox"`
+	Folder   string        `json:"folder"`
+	Protocol string        `json:"protocol"`
+	ServerID string        `json:"server_id"`
+	Reason   string        `json:"reason"`
+	Attempts int           `json:"attempts"`
+	Raw      *message.Blob `json:"raw,omitempty"`
+}
+
+// PublishDeadLetter publishes dl on subject, deduplicated by its id.
+func (c *Conn) PublishDeadLetter(ctx context.Context, subject string, dl *DeadLetter) error {
+	payload, err := json.Marshal(dl)
+	if err != nil {
+		return fmt.Errorf("encode dead letter: %w", err)
+	}
+	msg := nats.NewMsg(subject)
+	msg.Data = payload
+	if _, err := c.js.PublishMsg(ctx, msg, jetstream.WithMsgID("dl-"+dl.ID)); err != nil {
+		return fmt.Errorf("publish dead letter %s: %w", subject, err)
+	}
+	return nil
+}
