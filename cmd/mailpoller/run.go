@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/mailpoller/mailpoller/config"
+	"github.com/mailpoller/mailpoller/poller"
+	"github.com/mailpoller/mailpoller/publish"
+)
+
+func cmdRun(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("c", envOr("MAILPOLLER_CONFIG", "mailpoller.yaml"), "config file")
+	once := fs.Bool("once", false, "poll every mailbox once, then exit (non-zero if any mailbox failed)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	log := newLogger(cfg.Log, stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return runPoller(ctx, cfg, log, *once, nil, stderr)
+}
+
+// runPoller connects to NATS and runs the poller until ctx ends (or once).
+func runPoller(ctx context.Context, cfg *config.Config, log *slog.Logger, once bool, onEvent func(*publish.Event), stderr io.Writer) int {
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	nc, err := publish.Connect(cctx, cfg.NATS, log)
+	cancel()
+	if err != nil {
+		fmt.Fprintln(stderr, "mailpoller:", err)
+		return 1
+	}
+	defer nc.Close()
+	for _, a := range cfg.Accounts {
+		if a.TLS.InsecureSkipVerify {
+			log.Warn("TLS certificate checks are off for this account (tls.insecure_skip_verify)", "account", a.Name)
+		}
+	}
+	results := poller.Run(ctx, poller.Options{Config: cfg, NATS: nc, Logger: log, Once: once, OnEvent: onEvent})
+	failed := 0
+	for _, r := range results {
+		if r.Err != nil {
+			failed++
+			fmt.Fprintf(stderr, "FAILED %s/%s: %v\n", r.Mailbox.Account.Name, r.Mailbox.Address, r.Err)
+		}
+	}
+	if once {
+		total := 0
+		for _, r := range results {
+			total += r.Published
+		}
+		log.Info("run --once finished", "mailboxes", len(results), "failed", failed, "published", total)
+	}
+	if failed > 0 {
+		return 1
+	}
+	return 0
+}
+
+func newLogger(c config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	switch strings.ToLower(c.Level) {
+	case "debug":
+		level = slog.LevelDebug
+	case "warn":
+		level = slog.LevelWarn
+	case "error":
+		level = slog.LevelError
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,279 @@
+package poller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"time"
+
+	"github.com/mailpoller/mailpoller/config"
+	"github.com/mailpoller/mailpoller/imap"
+	"github.com/mailpoller/mailpoller/message"
+	"github.com/mailpoller/mailpoller/publish"
+	"github.com/mailpoller/mailpoller/source"
+)
+
+// worker owns one mailbox's loop. Its fields are used by its goroutine only.
+type worker struct {
+	mb        config.Mailbox
+	nats      *publish.Conn
+	tokens    *tokens
+	once      bool
+	notify    func(*publish.Event)
+	log       *slog.Logger
+	published int
+	state     string // last logged state, to log changes once
+	lastCause string
+}
+
+// Backoff bounds.
+const (
+	backoffMin       = time.Second
+	backoffMax       = 5 * time.Minute
+	permanentBackoff = 15 * time.Minute
+	onceAttempts     = 3
+)
+
+func (w *worker) run(ctx context.Context) (int, error) {
+	attempt := 0
+	for {
+		src, err := w.open(ctx)
+		if err == nil {
+			w.setState("connected")
+			attempt = 0
+			err = w.pollLoop(ctx, src)
+			src.Close()
+			if err == nil {
+				return w.published, nil
+			}
+			if errors.Is(err, source.ErrReconnect) {
+				w.log.Debug("reconnecting", "reason", err)
+				continue
+			}
+		}
+		if ctx.Err() != nil {
+			return w.published, nil
+		}
+		attempt++
+		if w.once && (attempt >= onceAttempts || isPermanent(err)) {
+			w.log.Error("mailbox failed", "err", err)
+			return w.published, err
+		}
+		delay := backoff(attempt, err)
+		w.backingOff(err, delay)
+		if !sleep(ctx, delay) {
+			return w.published, nil
+		}
+	}
+}
+
+// backoff is exponential with jitter, honours a server's suggested wait, and
+// is long for errors that only an admin can fix.
+func backoff(attempt int, err error) time.Duration {
+	if d, ok := imap.Backoff(err); ok {
+		return d
+	}
+	if isPermanent(err) {
+		return permanentBackoff
+	}
+	d := backoffMin << min(attempt-1, 10)
+	d = min(d, backoffMax)
+	return d/2 + rand.N(d/2+1)
+}
+
+func (w *worker) setState(s string) {
+	if w.state != s {
+		w.state = s
+		w.lastCause = ""
+		w.log.Info("mailbox "+s, "published", w.published)
+	}
+}
+
+func (w *worker) backingOff(err error, delay time.Duration) {
+	w.state = "backing off"
+	cause := err.Error()
+	if cause == w.lastCause {
+		w.log.Debug("still backing off", "err", err, "retry_in", delay.Round(time.Millisecond))
+		return
+	}
+	w.lastCause = cause
+	level := slog.LevelWarn
+	if isPermanent(err) {
+		level = slog.LevelError
+	}
+	w.log.Log(context.Background(), level, "mailbox backing off", "err", err, "retry_in", delay.Round(time.Millisecond))
+}
+
+func (w *worker) open(ctx context.Context) (source.Source, error) {
+	a := w.mb.Account
+	tc, err := publish.TLSConfig(a.TLS, "")
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", source.ErrPermanent, err)
+	}
+	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: tc.Clone(), Proxy: http.ProxyFromEnvironment}}
+	ts, err := w.tokens.source(a, hc)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", source.ErrPermanent, err)
+	}
+	switch a.Protocol {
+	case "", "imap":
+		return imap.Open(ctx, imap.Options{
+			Addr:            a.Server,
+			TLSConfig:       tc,
+			Mailbox:         w.mb.Address,
+			Folder:          w.mb.Folder,
+			StartFrom:       w.mb.StartFrom,
+			AfterRead:       w.mb.AfterRead,
+			MoveTo:          w.mb.MoveTo,
+			MaxMessageBytes: w.mb.MaxMessageBytes,
+			Logger:          w.log,
+			Token: func(ctx context.Context) (string, time.Time, error) {
+				t, err := ts.Token(ctx)
+				return t.Value, t.Expiry, err
+			},
+		})
+	default:
+		return nil, fmt.Errorf("%w: protocol %q is not supported yet", source.ErrPermanent, a.Protocol)
+	}
+}
+
+func (w *worker) stateKey() string {
+	return publish.StateKey(w.mb.Account.Name, w.mb.Address, w.mb.Folder)
+}
+
+func (w *worker) pollLoop(ctx context.Context, src source.Source) error {
+	for {
+		var st []byte
+		err := w.retryNATS(ctx, "load checkpoint", func() (err error) {
+			st, err = w.nats.LoadState(ctx, w.stateKey())
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		before := w.published
+		if err := src.Poll(ctx, st, func(ctx context.Context, b source.Batch) error { return w.handle(ctx, src, b) }); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		w.setState("caught up")
+		if n := w.published - before; n > 0 {
+			w.log.Info("poll done", "published", n)
+		}
+		if w.once || !sleep(ctx, w.mb.PollInterval) {
+			return nil
+		}
+	}
+}
+
+// handle publishes every item of b, then applies the after-read action to
+// the published ones, then saves the checkpoint: in that order only.
+func (w *worker) handle(ctx context.Context, src source.Source, b source.Batch) error {
+	done := make([]source.Item, 0, len(b.Items))
+	for _, it := range b.Items {
+		ok, err := w.publishItem(ctx, it)
+		if err != nil {
+			return err
+		}
+		if ok {
+			done = append(done, it)
+		}
+	}
+	if err := src.AfterRead(ctx, done); err != nil {
+		return err
+	}
+	if b.State == nil {
+		return nil
+	}
+	return w.retryNATS(ctx, "save checkpoint", func() error { return w.nats.SaveState(ctx, w.stateKey(), b.State) })
+}
+
+func (w *worker) origin(it source.Item) publish.Origin {
+	return publish.Origin{
+		Account:  w.mb.Account.Name,
+		Mailbox:  w.mb.Address,
+		Folder:   w.mb.Folder,
+		Protocol: w.mb.Account.Protocol,
+		ServerID: it.ServerID,
+	}
+}
+
+// publishItem turns one item into an event (or a dead letter) and waits
+// for its PubAck. ok reports whether the item became an event, so the
+// after-read action applies to it; dead letters stay untouched on the server.
+func (w *worker) publishItem(ctx context.Context, it source.Item) (ok bool, err error) {
+	o := w.origin(it)
+	log := w.log.With("server_id", it.ServerID)
+	if it.Err != nil {
+		return false, w.deadLetter(ctx, o, it, nil, it.Err.Error())
+	}
+	m := message.Parse(it.Raw, nil)
+	if it.Truncated {
+		m.Size = it.Size
+		m.Problems = append(m.Problems, message.Problem{Code: "too_large",
+			Detail: fmt.Sprintf("message is %d bytes, over max_message_bytes %d: only its header was read", it.Size, w.mb.MaxMessageBytes)})
+	}
+	ev := publish.NewEvent(o, m, it.Received)
+	subject := publish.Subject(w.nats.Prefix(), o.Account, o.Mailbox)
+	var tooLarge error
+	err = w.retryNATS(ctx, "publish", func() error {
+		_, err := w.nats.Publish(ctx, subject, ev, it.Raw)
+		if errors.Is(err, publish.ErrTooLarge) {
+			tooLarge = err
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return false, err
+	}
+	if tooLarge != nil {
+		return false, w.deadLetter(ctx, o, it, ev.Data.Raw, tooLarge.Error())
+	}
+	log.Debug("event published", "uid", it.UID, "message_id", m.MessageID, "event_id", ev.ID, "subject", subject)
+	w.published++
+	if w.notify != nil {
+		w.notify(ev)
+	}
+	return true, nil
+}
+
+func (w *worker) deadLetter(ctx context.Context, o publish.Origin, it source.Item, raw *message.Blob, reason string) error {
+	dl := &publish.DeadLetter{
+		ID: publish.EventID(o), Account: o.Account, Mailbox: o.Mailbox, Folder: o.Folder,
+		Protocol: o.Protocol, ServerID: o.ServerID, Reason: reason, Attempts: 1, Raw: raw,
+	}
+	subject := publish.DeadLetterSubject(w.nats.Prefix(), o.Account, o.Mailbox)
+	w.log.Warn("message dead-lettered", "server_id", it.ServerID, "reason", reason, "subject", subject)
+	return w.retryNATS(ctx, "publish dead letter", func() error { return w.nats.PublishDeadLetter(ctx, subject, dl) })
+}
+
+// retryNATS runs f until it succeeds or ctx ends: while NATS is away the
+// mailbox waits, and nothing is flagged on the mail server meanwhile.
+func (w *worker) retryNATS(ctx context.Context, what string, f func() error) error {
+	for attempt := 1; ; attempt++ {
+		err := f()
+		if err == nil {
+			if attempt > 1 {
+				w.log.Info("NATS is back", "op", what)
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		d := backoff(attempt, nil)
+		d = min(d, 30*time.Second)
+		if attempt == 1 {
+			w.log.Warn("NATS unavailable, waiting", "op", what, "err", err)
+		}
+		if !sleep(ctx, d) {
+			return ctx.Err()
+		}
+	}
+}
