@@ -28,9 +28,9 @@ type NATS struct {
 	Embedded        Embedded `yaml:"embedded"`
 	CredentialsFile string   `yaml:"credentials_file"`
 	User            string   `yaml:"user"`
-	Password        string   `yaml:"password"` // secret: ${ENV} or password_file
+	Password        string   `yaml:"password" secret:"true"` // secret: ${ENV} or password_file; Load fills it from PasswordFile
 	PasswordFile    string   `yaml:"password_file"`
-	Token           string   `yaml:"token"` // secret: ${ENV} or token_file
+	Token           string   `yaml:"token" secret:"true"` // secret: ${ENV} or token_file; Load fills it from TokenFile
 	TokenFile       string   `yaml:"token_file"`
 	TLS             TLS      `yaml:"tls"`
 	Stream          string   `yaml:"stream"`         // default MAIL
@@ -39,13 +39,13 @@ type NATS struct {
 
 // Embedded configures the NATS server started when NATS.URL is empty.
 type Embedded struct {
-	Listen   string `yaml:"listen"`    // default 127.0.0.1:4222; "-1" or ":0" picks a free port
+	Listen   string `yaml:"listen"`    // default 127.0.0.1:4222; port 0 (or -1) picks a free port
 	StoreDir string `yaml:"store_dir"` // default ./data/nats
 }
 
 // HTTP configures the operations endpoint (/metrics, /healthz, /readyz, /status).
 type HTTP struct {
-	Listen string `yaml:"listen"` // default 127.0.0.1:9464; empty disables
+	Listen string `yaml:"listen"` // default 127.0.0.1:9464 when the key is absent; an explicit "" disables
 }
 
 // Log configures log/slog output.
@@ -83,13 +83,13 @@ type Account struct {
 	Protocol           string       `yaml:"protocol"` // imap | ews; default imap
 	TenantID           string       `yaml:"tenant_id"`
 	ClientID           string       `yaml:"client_id"`
-	ClientSecret       string       `yaml:"client_secret"`
+	ClientSecret       string       `yaml:"client_secret" secret:"true"` // Load fills it from ClientSecretFile
 	ClientSecretFile   string       `yaml:"client_secret_file"`
 	Certificate        *Certificate `yaml:"certificate"`
-	FederatedTokenFile string       `yaml:"federated_token_file"`
-	Cloud              string       `yaml:"cloud"`     // public | usgov | china; default public
-	Authority          string       `yaml:"authority"` // explicit authority URL, overrides cloud
-	Server             string       `yaml:"server"`    // host:port (imap) or URL (ews)
+	FederatedTokenFile string       `yaml:"federated_token_file"` // Load sets it from $AZURE_FEDERATED_TOKEN_FILE when no credential is set
+	Cloud              string       `yaml:"cloud"`                // public | usgov | china; default public
+	Authority          string       `yaml:"authority"`            // explicit authority URL, overrides cloud
+	Server             string       `yaml:"server"`               // host:port (imap) or URL (ews)
 	TLS                TLS          `yaml:"tls"`
 	Mailbox            string       `yaml:"mailbox"`
 	AdditionalUsers    []MailboxRef `yaml:"additional_users"`

@@ -1,0 +1,141 @@
+package config
+
+import (
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Defaults for keys the file leaves out.
+const (
+	DefaultStream          = "MAIL"
+	DefaultSubjectPrefix   = "mail.inbound"
+	DefaultEmbeddedListen  = "127.0.0.1:4222"
+	DefaultStoreDir        = "./data/nats"
+	DefaultHTTPListen      = "127.0.0.1:9464"
+	DefaultLogLevel        = "info"
+	DefaultLogFormat       = "text"
+	DefaultPollInterval    = 60 * time.Second
+	DefaultFolder          = "INBOX"
+	DefaultStartFrom       = "unread"
+	DefaultAfterRead       = "mark_read"
+	DefaultMaxMessageBytes = 50 << 20
+	DefaultProtocol        = "imap"
+	DefaultCloud           = "public"
+	DefaultIMAPServer      = "outlook.office365.com:993"
+	DefaultEWSServer       = "https://outlook.office365.com/EWS/Exchange.asmx"
+)
+
+// FederatedTokenEnv is the environment variable (set by the Azure Workload
+// Identity webhook) whose value becomes an account's federated_token_file when
+// the account names no credential at all.
+const FederatedTokenEnv = "AZURE_FEDERATED_TOKEN_FILE"
+
+func accountPath(i int) string { return "accounts[" + strconv.Itoa(i) + "]" }
+
+func setDefault(s *string, v string) {
+	if *s == "" {
+		*s = v
+	}
+}
+
+// applyDefaults fills every key the file left out.
+func (d *decoder) applyDefaults(c *Config) {
+	n := &c.NATS
+	setDefault(&n.Stream, DefaultStream)
+	setDefault(&n.SubjectPrefix, DefaultSubjectPrefix)
+	setDefault(&n.Embedded.Listen, DefaultEmbeddedListen)
+	setDefault(&n.Embedded.StoreDir, DefaultStoreDir)
+	// An explicit listen: "" turns the endpoint off; only a missing one gets the default.
+	if !d.has("http.listen") {
+		c.HTTP.Listen = DefaultHTTPListen
+	}
+	setDefault(&c.Log.Level, DefaultLogLevel)
+	setDefault(&c.Log.Format, DefaultLogFormat)
+	c.Defaults = builtinOptions().merge(c.Defaults)
+	for i := range c.Accounts {
+		a := &c.Accounts[i]
+		setDefault(&a.Protocol, DefaultProtocol)
+		setDefault(&a.Cloud, DefaultCloud)
+		switch a.Protocol {
+		case "imap":
+			setDefault(&a.Server, DefaultIMAPServer)
+		case "ews":
+			setDefault(&a.Server, DefaultEWSServer)
+		}
+		if a.ClientSecret == "" && a.ClientSecretFile == "" && a.Certificate == nil && a.FederatedTokenFile == "" {
+			if f, ok := d.lookup(FederatedTokenEnv); ok && f != "" {
+				a.FederatedTokenFile = f
+			}
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// builtinOptions are the defaults of every Options field.
+func builtinOptions() Options {
+	return Options{
+		PollInterval:    ptr(Duration(DefaultPollInterval)),
+		Folder:          ptr(DefaultFolder),
+		StartFrom:       ptr(DefaultStartFrom),
+		AfterRead:       ptr(DefaultAfterRead),
+		MoveTo:          ptr(""),
+		MaxMessageBytes: ptr(ByteSize(DefaultMaxMessageBytes)),
+	}
+}
+
+// merge returns o with every field that over sets replaced by over's value.
+func (o Options) merge(over Options) Options {
+	if over.PollInterval != nil {
+		o.PollInterval = over.PollInterval
+	}
+	if over.Folder != nil {
+		o.Folder = over.Folder
+	}
+	if over.StartFrom != nil {
+		o.StartFrom = over.StartFrom
+	}
+	if over.AfterRead != nil {
+		o.AfterRead = over.AfterRead
+	}
+	if over.MoveTo != nil {
+		o.MoveTo = over.MoveTo
+	}
+	if over.MaxMessageBytes != nil {
+		o.MaxMessageBytes = over.MaxMessageBytes
+	}
+	return o
+}
+
+// Mailboxes returns every (account, mailbox) pair of c in file order: for
+// each account its mailbox first, then its additional_users in order. Options
+// are merged built-in defaults → defaults → account → mailbox entry, and
+// addresses are lower-cased. Account points into c.Accounts. It does no I/O
+// and works on configs built in code as well as loaded ones.
+func (c *Config) Mailboxes() []Mailbox {
+	var out []Mailbox
+	base := builtinOptions().merge(c.Defaults)
+	for i := range c.Accounts {
+		a := &c.Accounts[i]
+		acct := base.merge(a.Options)
+		out = append(out, resolved(a, a.Mailbox, acct))
+		for _, r := range a.AdditionalUsers {
+			out = append(out, resolved(a, r.Address, acct.merge(r.Options)))
+		}
+	}
+	return out
+}
+
+func resolved(a *Account, address string, o Options) Mailbox {
+	return Mailbox{
+		Account:         a,
+		Address:         strings.ToLower(strings.TrimSpace(address)),
+		PollInterval:    o.PollInterval.D(),
+		Folder:          *o.Folder,
+		StartFrom:       *o.StartFrom,
+		AfterRead:       *o.AfterRead,
+		MoveTo:          *o.MoveTo,
+		MaxMessageBytes: int64(*o.MaxMessageBytes),
+	}
+}

@@ -1,0 +1,367 @@
+package config
+
+import (
+	"crypto/x509"
+	"fmt"
+	"net"
+	"net/mail"
+	"net/url"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+var (
+	namePattern   = regexp.MustCompile(`^[a-z0-9_-]+$`)
+	guidPattern   = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+	domainPattern = regexp.MustCompile(`^(?i)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$`)
+)
+
+// Fix texts shared by several checks.
+const (
+	fixTenant = "set it to the Directory (tenant) ID GUID from the app registration's Overview page " +
+		"(Entra admin center > App registrations > your app > Overview), or to a verified domain such as contoso.onmicrosoft.com"
+	fixClient = "set it to the Application (client) ID GUID from the app registration's Overview page " +
+		"(Entra admin center > App registrations > your app > Overview)"
+	fixCredential = "set exactly one of client_secret (best as ${ENV}), client_secret_file, certificate {cert_file, key_file} " +
+		"or federated_token_file; with none set, mailpoller uses $" + FederatedTokenEnv + " (Azure Workload Identity) when it is set"
+	fixAddress = "write the mailbox's primary SMTP address, e.g. support@contoso.com"
+)
+
+func quoted(s string) string { return strconv.Quote(s) }
+
+// oneOf checks that v is one of valid.
+func (d *decoder) oneOf(key, v string, valid ...string) {
+	if !slices.Contains(valid, v) {
+		d.at(key, quoted(v)+" is not valid", "use one of: "+strings.Join(valid, ", "))
+	}
+}
+
+// fileExists checks that a file named by the config can be opened.
+func (d *decoder) fileExists(key, path, fix string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		d.at(key, fileProblem(path, err), fix)
+		return false
+	}
+	f.Close()
+	return true
+}
+
+// caFile checks that path holds at least one PEM certificate.
+func (d *decoder) caFile(key, path string) {
+	const fix = "point it at a PEM file with the CA certificate(s) that signed the server's certificate"
+	data, err := os.ReadFile(path)
+	if err != nil {
+		d.at(key, fileProblem(path, err), fix)
+		return
+	}
+	if !x509.NewCertPool().AppendCertsFromPEM(data) {
+		d.at(key, "file "+path+" holds no PEM certificate", fix)
+	}
+}
+
+// hostPort checks a listen or dial address "host:port" (port 0..65535, or
+// -1 when allowNeg).
+func (d *decoder) hostPort(key, v, fix string, allowNeg bool) {
+	_, port, err := net.SplitHostPort(v)
+	p, perr := strconv.Atoi(port)
+	if err != nil || perr != nil || p > 65535 || p < 0 && !(allowNeg && p == -1) {
+		d.at(key, quoted(v)+" is not host:port", fix)
+	}
+}
+
+// httpURL checks an http(s) URL with a host. URLs are not echoed: they may
+// carry credentials.
+func (d *decoder) httpURL(key, v, fix string) {
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		d.at(key, "not an http:// or https:// URL", fix)
+	}
+}
+
+func (d *decoder) validate(c *Config) {
+	d.validateNATS(&c.NATS)
+	if c.HTTP.Listen != "" {
+		d.hostPort("http.listen", c.HTTP.Listen, `write host:port such as "127.0.0.1:9464" (":0" picks a free port), or "" to turn the endpoint off`, false)
+	}
+	d.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
+	d.oneOf("log.format", c.Log.Format, "text", "json")
+	d.validateOptions(c.Defaults, "defaults")
+	if len(c.Accounts) == 0 {
+		d.at("accounts", "no accounts", "add at least one entry under accounts: with name, tenant_id, client_id, a credential and mailbox")
+	}
+	names := map[string]int{}
+	for i := range c.Accounts {
+		p := accountPath(i)
+		d.validateAccount(&c.Accounts[i], p)
+		name := c.Accounts[i].Name
+		if first, ok := names[name]; ok && name != "" {
+			fp := accountPath(first)
+			d.at(p+".name", fmt.Sprintf("%s is already used by %s (line %d)", quoted(name), fp, d.lineOf(fp+".name")),
+				"give every account its own name; it is part of the NATS subject")
+		} else {
+			names[name] = i
+		}
+	}
+	d.validateMailboxes(c)
+}
+
+func (d *decoder) validateNATS(n *NATS) {
+	if n.URL != "" {
+		for _, u := range strings.Split(n.URL, ",") {
+			if !validNATSURL(strings.TrimSpace(u)) {
+				d.at("nats.url", "not a NATS server URL list", `write nats://host:4222 (or tls://, ws://, wss://), several separated by commas, or "" for the embedded server`)
+				break
+			}
+		}
+	}
+	methods := 0
+	for _, set := range []bool{n.CredentialsFile != "", n.User != "", n.Token != "" || n.TokenFile != ""} {
+		if set {
+			methods++
+		}
+	}
+	if methods > 1 {
+		d.at("nats", "more than one of credentials_file, user/password and token is set", "keep the one way of logging in that your NATS server expects")
+	}
+	if (n.Password != "" || n.PasswordFile != "") && n.User == "" {
+		d.at("nats.password", "password without user", "set nats.user as well")
+	}
+	if n.CredentialsFile != "" {
+		d.fileExists("nats.credentials_file", n.CredentialsFile, "point it at the .creds file (JWT and NKey seed) issued for this client")
+	}
+	if n.TLS.CAFile != "" {
+		d.caFile("nats.tls.ca_file", n.TLS.CAFile)
+	}
+	if strings.ContainsAny(n.Stream, " \t\r\n.*>/\\") {
+		d.at("nats.stream", quoted(n.Stream)+" is not a valid stream name", "use letters, digits, - and _ only, e.g. MAIL")
+	}
+	if !validSubject(n.SubjectPrefix) {
+		d.at("nats.subject_prefix", quoted(n.SubjectPrefix)+" is not a valid NATS subject",
+			"use dot-separated tokens without spaces, * or >, e.g. mail.inbound")
+	}
+	if n.URL == "" {
+		d.hostPort("nats.embedded.listen", n.Embedded.Listen, `write host:port such as "127.0.0.1:4222"; port 0 picks a free port`, true)
+	}
+}
+
+func validNATSURL(s string) bool {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	switch u.Scheme {
+	case "nats", "tls", "ws", "wss":
+		return true
+	}
+	return false
+}
+
+// redactURLs hides the user info of every URL in a comma-separated list.
+func redactURLs(s string) string {
+	parts := strings.Split(s, ",")
+	for i, p := range parts {
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil {
+			if u.User != nil {
+				u.User = url.User("redacted")
+			}
+			parts[i] = u.String()
+		} else {
+			parts[i] = "(invalid URL)"
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// validSubject reports whether s is a literal NATS subject: non-empty
+// dot-separated tokens without whitespace or wildcards.
+func validSubject(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, tok := range strings.Split(s, ".") {
+		if !validToken(tok) {
+			return false
+		}
+	}
+	return true
+}
+
+func validToken(t string) bool {
+	return t != "" && !strings.ContainsAny(t, " \t\r\n\f\v.*>") && !strings.ContainsRune(t, 0)
+}
+
+func (d *decoder) validateOptions(o Options, p string) {
+	if o.PollInterval != nil && o.PollInterval.D() < 1e9 {
+		d.at(p+".poll_interval", o.PollInterval.String()+" is too short", "use at least 1s; 30s to 5m suits Exchange Online")
+	}
+	if o.Folder != nil && strings.TrimSpace(*o.Folder) == "" {
+		d.at(p+".folder", "empty", "name the folder to read, e.g. INBOX")
+	}
+	if o.StartFrom != nil {
+		d.oneOf(p+".start_from", *o.StartFrom, "unread", "all", "now")
+	}
+	if o.AfterRead != nil {
+		d.oneOf(p+".after_read", *o.AfterRead, "mark_read", "move", "delete", "none")
+	}
+	if o.MaxMessageBytes != nil && *o.MaxMessageBytes <= 0 {
+		d.at(p+".max_message_bytes", "must be more than 0", `write a size such as "50MiB"`)
+	}
+}
+
+func (d *decoder) validateAccount(a *Account, p string) {
+	switch {
+	case a.Name == "":
+		d.at(p+".name", "missing", "give the account a short name of a-z, 0-9, - or _ (e.g. support); it is used in NATS subjects, logs and metrics")
+	case !namePattern.MatchString(a.Name):
+		d.at(p+".name", quoted(a.Name)+" is not valid", "use only lower-case a-z, 0-9, - and _ (e.g. support); it is used in NATS subjects, logs and metrics")
+	}
+	d.oneOf(p+".protocol", a.Protocol, "imap", "ews")
+	switch {
+	case a.TenantID == "":
+		d.at(p+".tenant_id", "missing", fixTenant)
+	case !guidPattern.MatchString(a.TenantID) && !domainPattern.MatchString(a.TenantID):
+		d.at(p+".tenant_id", quoted(a.TenantID)+" is neither a GUID nor a domain name", fixTenant)
+	}
+	switch {
+	case a.ClientID == "":
+		d.at(p+".client_id", "missing", fixClient)
+	case !guidPattern.MatchString(a.ClientID):
+		d.at(p+".client_id", quoted(a.ClientID)+" is not a GUID", fixClient)
+	}
+	d.validateCredential(a, p)
+	if a.Authority != "" {
+		d.httpURL(p+".authority", a.Authority, "write the identity platform's base URL, e.g. https://login.microsoftonline.com, or remove it and set cloud")
+	} else {
+		d.oneOf(p+".cloud", a.Cloud, "public", "usgov", "china")
+	}
+	switch a.Protocol {
+	case "imap":
+		d.hostPort(p+".server", a.Server, "write host:port of the IMAP server, e.g. outlook.office365.com:993", false)
+	case "ews":
+		d.httpURL(p+".server", a.Server, "write the EWS endpoint URL, e.g. https://outlook.office365.com/EWS/Exchange.asmx")
+	}
+	if a.TLS.CAFile != "" {
+		d.caFile(p+".tls.ca_file", a.TLS.CAFile)
+	}
+	switch {
+	case a.Mailbox == "":
+		d.at(p+".mailbox", "missing", fixAddress+"; the app needs access to it (Add-MailboxPermission or an Exchange RBAC role assignment)")
+	default:
+		d.address(p+".mailbox", a.Mailbox)
+	}
+	d.validateOptions(a.Options, p)
+	for j, r := range a.AdditionalUsers {
+		rp := p + ".additional_users[" + strconv.Itoa(j) + "]"
+		if r.Address == "" {
+			d.at(rp+".address", "missing", fixAddress)
+		} else {
+			d.address(refKey(d, rp), r.Address)
+		}
+		d.validateOptions(r.Options, rp)
+	}
+}
+
+// refKey is the key path of an additional_users entry's address: the entry
+// itself for the plain-string form, its address key for the mapping form.
+func refKey(d *decoder, rp string) string {
+	if _, ok := d.lines[rp+".address"]; ok {
+		return rp + ".address"
+	}
+	return rp
+}
+
+func (d *decoder) address(key, v string) {
+	a, err := mail.ParseAddress(v)
+	if err != nil || a.Name != "" || !strings.EqualFold(a.Address, strings.TrimSpace(v)) || strings.ContainsAny(v, " \t<>") {
+		d.at(key, quoted(v)+" is not an email address", fixAddress)
+		return
+	}
+	if !validToken(Token(v)) {
+		d.at(key, quoted(v)+" cannot be part of a NATS subject", "addresses with *, > or white space are not supported")
+	}
+}
+
+func (d *decoder) validateCredential(a *Account, p string) {
+	var set []string
+	if a.ClientSecret != "" || a.ClientSecretFile != "" {
+		if a.ClientSecretFile != "" {
+			set = append(set, "client_secret_file")
+		} else {
+			set = append(set, "client_secret")
+		}
+	}
+	if a.Certificate != nil {
+		set = append(set, "certificate")
+	}
+	if a.FederatedTokenFile != "" {
+		set = append(set, "federated_token_file")
+	}
+	switch {
+	case len(set) == 0:
+		if d.has(p + ".client_secret") {
+			d.at(p+".client_secret", "empty", "the value (or the environment variable it names) must not be empty; "+fixCredential)
+		} else {
+			d.at(p, "no credential", fixCredential)
+		}
+	case len(set) > 1:
+		d.at(p+"."+set[1], strings.Join(set, " and ")+" are both set", fixCredential)
+	}
+	if c := a.Certificate; c != nil {
+		const fix = "point it at the PEM file of the certificate uploaded under Certificates & secrets > Certificates " +
+			"(and its private key); if one PEM holds both, give its path for cert_file and key_file"
+		for _, f := range []struct{ key, path string }{{"cert_file", c.CertFile}, {"key_file", c.KeyFile}} {
+			k := p + ".certificate." + f.key
+			if f.path == "" {
+				d.at(k, "missing", fix)
+			} else {
+				d.fileExists(k, f.path, fix)
+			}
+		}
+	}
+}
+
+// validateMailboxes checks what only the merged view shows: two mailboxes on
+// one subject, and after_read: move without move_to.
+func (d *decoder) validateMailboxes(c *Config) {
+	subjects := map[string]string{}
+	reported := map[string]bool{}
+	base := c.Defaults
+	for i := range c.Accounts {
+		a := &c.Accounts[i]
+		p := accountPath(i)
+		acct := base.merge(a.Options)
+		check := func(key, addr string, o Options, levels []string) {
+			if addr != "" && a.Name != "" {
+				subj := c.NATS.SubjectPrefix + "." + a.Name + "." + Token(strings.TrimSpace(addr))
+				if first, ok := subjects[subj]; ok {
+					d.at(key, fmt.Sprintf("publishes on the same subject %s as %s (line %d)", subj, first, d.lineOf(first)),
+						"list each mailbox once; addresses that differ only in . and _ share a subject, so put one of them under another account")
+				} else {
+					subjects[subj] = key
+				}
+			}
+			if o.AfterRead != nil && *o.AfterRead == "move" && (o.MoveTo == nil || strings.TrimSpace(*o.MoveTo) == "") {
+				at := "defaults.after_read"
+				for _, l := range levels {
+					if d.has(l + ".after_read") {
+						at = l + ".after_read"
+						break
+					}
+				}
+				if !reported[at] {
+					reported[at] = true
+					d.at(at, "move needs move_to", "set move_to to the folder read mail goes to (e.g. Processed), or choose mark_read, delete or none")
+				}
+			}
+		}
+		check(p+".mailbox", a.Mailbox, acct, []string{p})
+		for j, r := range a.AdditionalUsers {
+			rp := p + ".additional_users[" + strconv.Itoa(j) + "]"
+			check(refKey(d, rp), r.Address, acct.merge(r.Options), []string{rp, p})
+		}
+	}
+}
