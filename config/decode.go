@@ -17,6 +17,7 @@ type decoder struct {
 	errs    []Error
 	lines   map[string]int  // key path → line of the key (or of the list item)
 	nulls   map[string]bool // key paths present in the file with a null value
+	bad     map[string]bool // key paths that already have a problem
 	lookup  func(string) (string, bool)
 	secrets []string // secret values seen, scrubbed from every message at the end
 }
@@ -30,11 +31,16 @@ var (
 // add records a problem.
 func (d *decoder) add(line int, key, msg, fix string) {
 	d.errs = append(d.errs, Error{File: d.file, Line: line, Key: key, Msg: msg, Fix: fix})
+	d.bad[key] = true
 }
 
 // at records a problem on the line of key, or of the nearest enclosing key
-// found in the file when key itself is absent.
+// found in the file when key itself is absent. It says nothing when key
+// already has a problem (a value that could not be read is not also "missing").
 func (d *decoder) at(key, msg, fix string) {
+	if d.bad[key] {
+		return
+	}
 	d.add(d.lineOf(key), key, msg, fix)
 }
 

@@ -46,14 +46,14 @@ func Parse(data []byte, name string) (*Config, error) {
 var yamlLineErr = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
 func parse(data []byte, name string, lookup func(string) (string, bool)) (*Config, error) {
-	d := &decoder{file: name, lines: map[string]int{}, nulls: map[string]bool{}, lookup: lookup}
+	d := &decoder{file: name, lines: map[string]int{}, nulls: map[string]bool{}, bad: map[string]bool{}, lookup: lookup}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		for _, line := range strings.Split(err.Error(), "\n") {
 			line = strings.TrimSpace(line)
 			if m := yamlLineErr.FindStringSubmatch(line); m != nil {
 				n, _ := strconv.Atoi(m[1])
-				d.add(n, "", "YAML syntax: "+m[2], "check indentation (spaces only, no tabs) and quoting on and just before this line")
+				d.add(n, "", "YAML syntax: "+m[2], "check indentation (spaces only, no tabs) and quoting on this line and the lines just before it")
 			} else if line != "" && line != "yaml: unmarshal errors:" {
 				d.add(0, "", "YAML syntax: "+strings.TrimPrefix(line, "yaml: "), "")
 			}

@@ -345,11 +345,15 @@ func (d *decoder) validateMailboxes(c *Config) {
 				}
 			}
 			if o.AfterRead != nil && *o.AfterRead == "move" && (o.MoveTo == nil || strings.TrimSpace(*o.MoveTo) == "") {
+				// Blame the most specific level that chose after_read or move_to.
 				at := "defaults.after_read"
-				for _, l := range levels {
-					if d.has(l + ".after_read") {
-						at = l + ".after_read"
-						break
+			levels:
+				for _, l := range append(levels, "defaults") {
+					for _, k := range []string{".after_read", ".move_to"} {
+						if d.has(l + k) {
+							at = l + k
+							break levels
+						}
 					}
 				}
 				if !reported[at] {
