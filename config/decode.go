@@ -137,6 +137,9 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string, secret bool
 			d.add(n.Line, path, "must be a list", "write one item per line starting with \"- \", or [a, b]")
 			return
 		}
+		if len(n.Content) == 0 {
+			return // [] reads as nil, like a missing key
+		}
 		s := reflect.MakeSlice(t, len(n.Content), len(n.Content))
 		for i, item := range n.Content {
 			ip := path + "[" + strconv.Itoa(i) + "]"

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -55,3 +56,5 @@ func problems(t *testing.T, data []byte, env map[string]string) *Errors {
 	}
 	return es
 }
+
+func sprintf(format string, v any) string { return fmt.Sprintf(format, v) }
