@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/mail"
 	"net/url"
-	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -41,19 +40,17 @@ func (d *decoder) oneOf(key, v string, valid ...string) {
 
 // fileExists checks that a file named by the config can be opened.
 func (d *decoder) fileExists(key, path, fix string) bool {
-	f, err := os.Open(path)
-	if err != nil {
+	if err := regularFile(path); err != nil {
 		d.at(key, fileProblem(path, err), fix)
 		return false
 	}
-	f.Close()
 	return true
 }
 
 // caFile checks that path holds at least one PEM certificate.
 func (d *decoder) caFile(key, path string) {
 	const fix = "point it at a PEM file with the CA certificate(s) that signed the server's certificate"
-	data, err := os.ReadFile(path)
+	data, err := readSmallFile(path, maxCAFile)
 	if err != nil {
 		d.at(key, fileProblem(path, err), fix)
 		return
