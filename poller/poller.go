@@ -30,6 +30,11 @@ type Options struct {
 	Once bool
 	// OnEvent, if set, is called after each event's PubAck (the demo prints them).
 	OnEvent func(*publish.Event)
+	// Monitor receives status and metrics; nil makes a private one.
+	Monitor *Monitor
+	// Grace is how long in-flight work (publish, after-read, checkpoint)
+	// may go on once ctx is done; default 10s.
+	Grace time.Duration
 }
 
 // Result is the outcome of one mailbox in a --once run.
@@ -41,18 +46,54 @@ type Result struct {
 
 // Run polls every mailbox of opts.Config until ctx is done (or once, with
 // opts.Once). It returns one Result per mailbox in config order.
+//
+// Shutdown has two stages: when ctx is done no new poll or batch starts,
+// and the batch in flight may finish its publish, after-read action and
+// checkpoint for up to opts.Grace; then it is cut off (and replayed on the
+// next start, with the same event ids).
 func Run(ctx context.Context, opts Options) []Result {
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
 	}
+	grace := opts.Grace
+	if grace <= 0 {
+		grace = 10 * time.Second
+	}
+	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	go func() {
+		select {
+		case <-work.Done():
+		case <-ctx.Done():
+			if sleep(work, grace) {
+				log.Warn("shutdown grace period over, cutting in-flight work off", "grace", grace)
+				cancelWork()
+			}
+		}
+	}()
 	tokens := newTokens(log)
+	mon := opts.Monitor
+	if mon == nil {
+		mon = NewMonitor()
+	}
+	mon.mu.Lock()
+	mon.ready = func() error {
+		if !opts.NATS.NATS().IsConnected() {
+			return errors.New("NATS is not connected")
+		}
+		return nil
+	}
+	mon.mu.Unlock()
 	mbs := opts.Config.Mailboxes()
 	results := make([]Result, len(mbs))
 	var wg sync.WaitGroup
 	for i, mb := range mbs {
+		mon.update(mb, func(*MailboxStatus) {})
 		w := &worker{
 			mb:     mb,
+			stop:   ctx,
+			mon:    mon,
 			nats:   opts.NATS,
 			tokens: tokens,
 			once:   opts.Once,
@@ -65,10 +106,11 @@ func Run(ctx context.Context, opts Options) []Result {
 			defer func() {
 				if p := recover(); p != nil {
 					w.log.Error("mailbox loop panicked", "panic", p)
+					mon.metrics.panics.Inc()
 					results[i] = Result{Mailbox: mb, Err: fmt.Errorf("panic: %v", p)}
 				}
 			}()
-			n, err := w.run(ctx)
+			n, err := w.run(work)
 			results[i] = Result{Mailbox: mb, Published: n, Err: err}
 		}()
 	}

@@ -18,15 +18,18 @@ import (
 
 // worker owns one mailbox's loop. Its fields are used by its goroutine only.
 type worker struct {
-	mb        config.Mailbox
-	nats      *publish.Conn
-	tokens    *tokens
-	once      bool
-	notify    func(*publish.Event)
-	log       *slog.Logger
-	published int
-	state     string // last logged state, to log changes once
-	lastCause string
+	mb         config.Mailbox
+	stop       context.Context // done: start nothing new
+	mon        *Monitor
+	nats       *publish.Conn
+	tokens     *tokens
+	once       bool
+	notify     func(*publish.Event)
+	log        *slog.Logger
+	published  int
+	checkpoint []byte // last saved, for /status
+	state      string // last logged state, to log changes once
+	lastCause  string
 }
 
 // Backoff bounds.
@@ -37,12 +40,17 @@ const (
 	onceAttempts     = 3
 )
 
+// errStopping ends a poll between two batches when shutdown has begun.
+var errStopping = errors.New("shutting down")
+
+// run is the mailbox loop. ctx bounds in-flight work (publish, after-read,
+// checkpoint); w.stop ends the loop between batches and polls.
 func (w *worker) run(ctx context.Context) (int, error) {
 	attempt := 0
-	for {
+	for w.stop.Err() == nil {
 		src, err := w.open(ctx)
 		if err == nil {
-			w.setState("connected")
+			w.setState(StateConnected)
 			attempt = 0
 			err = w.pollLoop(ctx, src)
 			src.Close()
@@ -54,20 +62,22 @@ func (w *worker) run(ctx context.Context) (int, error) {
 				continue
 			}
 		}
-		if ctx.Err() != nil {
+		if w.stop.Err() != nil || ctx.Err() != nil {
 			return w.published, nil
 		}
 		attempt++
 		if w.once && (attempt >= onceAttempts || isPermanent(err)) {
-			w.log.Error("mailbox failed", "err", err)
+			w.log.Error("mailbox failed", "err", err, "fix", Fix(err))
+			w.mon.update(w.mb, func(s *MailboxStatus) { s.State, s.LastError, s.Fix = StateFailed, err.Error(), Fix(err) })
 			return w.published, err
 		}
 		delay := backoff(attempt, err)
 		w.backingOff(err, delay)
-		if !sleep(ctx, delay) {
+		if !sleep(w.stop, delay) {
 			return w.published, nil
 		}
 	}
+	return w.published, nil
 }
 
 // backoff is exponential with jitter, honours a server's suggested wait, and
@@ -85,6 +95,12 @@ func backoff(attempt int, err error) time.Duration {
 }
 
 func (w *worker) setState(s string) {
+	w.mon.update(w.mb, func(st *MailboxStatus) {
+		st.State = s
+		if s == StateCaughtUp || s == StateConnected {
+			st.LastError, st.Fix, st.NextTry = "", "", nil
+		}
+	})
 	if w.state != s {
 		w.state = s
 		w.lastCause = ""
@@ -93,7 +109,13 @@ func (w *worker) setState(s string) {
 }
 
 func (w *worker) backingOff(err error, delay time.Duration) {
-	w.state = "backing off"
+	w.state = StateBackingOff
+	fix := Fix(err)
+	next := time.Now().Add(delay)
+	w.mon.update(w.mb, func(st *MailboxStatus) {
+		st.State, st.LastError, st.Fix, st.NextTry = StateBackingOff, err.Error(), fix, &next
+	})
+	w.mon.metrics.errors.WithLabelValues(w.mb.Account.Name, w.mb.Address, errorKind(err)).Inc()
 	cause := err.Error()
 	if cause == w.lastCause {
 		w.log.Debug("still backing off", "err", err, "retry_in", delay.Round(time.Millisecond))
@@ -104,7 +126,11 @@ func (w *worker) backingOff(err error, delay time.Duration) {
 	if isPermanent(err) {
 		level = slog.LevelError
 	}
-	w.log.Log(context.Background(), level, "mailbox backing off", "err", err, "retry_in", delay.Round(time.Millisecond))
+	args := []any{"err", err, "retry_in", delay.Round(time.Millisecond)}
+	if fix != "" {
+		args = append(args, "fix", fix)
+	}
+	w.log.Log(context.Background(), level, "mailbox backing off", args...)
 }
 
 func (w *worker) open(ctx context.Context) (source.Source, error) {
@@ -155,17 +181,26 @@ func (w *worker) pollLoop(ctx context.Context, src source.Source) error {
 			return err
 		}
 		before := w.published
+		pollStart := time.Now()
 		if err := src.Poll(ctx, st, func(ctx context.Context, b source.Batch) error { return w.handle(ctx, src, b) }); err != nil {
-			if ctx.Err() != nil {
+			if errors.Is(err, errStopping) || w.stop.Err() != nil && ctx.Err() != nil {
 				return nil
 			}
 			return err
 		}
-		w.setState("caught up")
+		now := time.Now()
+		w.mon.metrics.pollDur.WithLabelValues(w.mb.Account.Name, w.mb.Address).Observe(now.Sub(pollStart).Seconds())
+		w.mon.update(w.mb, func(s *MailboxStatus) {
+			s.LastPoll, s.LastSuccess, s.Published, s.Backlog = &now, &now, int64(w.published), 0
+			if w.checkpoint != nil {
+				s.Checkpoint = w.checkpoint
+			}
+		})
+		w.setState(StateCaughtUp)
 		if n := w.published - before; n > 0 {
 			w.log.Info("poll done", "published", n)
 		}
-		if w.once || !sleep(ctx, w.mb.PollInterval) {
+		if w.once || !sleep(w.stop, w.mb.PollInterval) {
 			return nil
 		}
 	}
@@ -174,8 +209,12 @@ func (w *worker) pollLoop(ctx context.Context, src source.Source) error {
 // handle publishes every item of b, then applies the after-read action to
 // the published ones, then saves the checkpoint: in that order only.
 func (w *worker) handle(ctx context.Context, src source.Source, b source.Batch) error {
+	if w.stop.Err() != nil {
+		return errStopping
+	}
 	done := make([]source.Item, 0, len(b.Items))
-	for _, it := range b.Items {
+	w.setBacklog(b.Items)
+	for i, it := range b.Items {
 		ok, err := w.publishItem(ctx, it)
 		if err != nil {
 			return err
@@ -183,6 +222,7 @@ func (w *worker) handle(ctx context.Context, src source.Source, b source.Batch) 
 		if ok {
 			done = append(done, it)
 		}
+		w.setBacklog(b.Items[i+1:])
 	}
 	if err := src.AfterRead(ctx, done); err != nil {
 		return err
@@ -190,7 +230,29 @@ func (w *worker) handle(ctx context.Context, src source.Source, b source.Batch) 
 	if b.State == nil {
 		return nil
 	}
-	return w.retryNATS(ctx, "save checkpoint", func() error { return w.nats.SaveState(ctx, w.stateKey(), b.State) })
+	err := w.retryNATS(ctx, "save checkpoint", func() error { return w.nats.SaveState(ctx, w.stateKey(), b.State) })
+	if err == nil {
+		w.checkpoint = b.State
+	}
+	return err
+}
+
+// setBacklog records the items not handled yet.
+func (w *worker) setBacklog(rest []source.Item) {
+	var oldest time.Time
+	for _, it := range rest {
+		if !it.Received.IsZero() && (oldest.IsZero() || it.Received.Before(oldest)) {
+			oldest = it.Received
+		}
+	}
+	age := 0.0
+	if !oldest.IsZero() {
+		age = time.Since(oldest).Seconds()
+	}
+	l := []string{w.mb.Account.Name, w.mb.Address}
+	w.mon.metrics.backlog.WithLabelValues(l...).Set(float64(len(rest)))
+	w.mon.metrics.oldest.WithLabelValues(l...).Set(age)
+	w.mon.update(w.mb, func(s *MailboxStatus) { s.Backlog = len(rest) })
 }
 
 func (w *worker) origin(it source.Item) publish.Origin {
@@ -220,6 +282,7 @@ func (w *worker) publishItem(ctx context.Context, it source.Item) (ok bool, err 
 	}
 	ev := publish.NewEvent(o, m, it.Received)
 	subject := publish.Subject(w.nats.Prefix(), o.Account, o.Mailbox)
+	start := time.Now()
 	var tooLarge error
 	err = w.retryNATS(ctx, "publish", func() error {
 		_, err := w.nats.Publish(ctx, subject, ev, it.Raw)
@@ -235,6 +298,9 @@ func (w *worker) publishItem(ctx context.Context, it source.Item) (ok bool, err 
 	if tooLarge != nil {
 		return false, w.deadLetter(ctx, o, it, ev.Data.Raw, tooLarge.Error())
 	}
+	w.mon.metrics.publishDur.WithLabelValues(o.Account).Observe(time.Since(start).Seconds())
+	w.mon.metrics.published.WithLabelValues(o.Account, o.Mailbox).Inc()
+	w.mon.metrics.bytes.WithLabelValues(o.Account, o.Mailbox).Add(float64(len(it.Raw)))
 	log.Debug("event published", "uid", it.UID, "message_id", m.MessageID, "event_id", ev.ID, "subject", subject)
 	w.published++
 	if w.notify != nil {
@@ -250,6 +316,7 @@ func (w *worker) deadLetter(ctx context.Context, o publish.Origin, it source.Ite
 	}
 	subject := publish.DeadLetterSubject(w.nats.Prefix(), o.Account, o.Mailbox)
 	w.log.Warn("message dead-lettered", "server_id", it.ServerID, "reason", reason, "subject", subject)
+	w.mon.metrics.deadLetter.WithLabelValues(o.Account, o.Mailbox).Inc()
 	return w.retryNATS(ctx, "publish dead letter", func() error { return w.nats.PublishDeadLetter(ctx, subject, dl) })
 }
 
@@ -271,6 +338,7 @@ func (w *worker) retryNATS(ctx context.Context, what string, f func() error) err
 		d = min(d, 30*time.Second)
 		if attempt == 1 {
 			w.log.Warn("NATS unavailable, waiting", "op", what, "err", err)
+			w.mon.metrics.errors.WithLabelValues(w.mb.Account.Name, w.mb.Address, "nats").Inc()
 		}
 		if !sleep(ctx, d) {
 			return ctx.Err()

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mailpoller/mailpoller/config"
+	"github.com/mailpoller/mailpoller/publish"
+)
+
+func cmdTail(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("tail", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("c", envOr("MAILPOLLER_CONFIG", "mailpoller.yaml"), "config file (for the NATS settings)")
+	url := fs.String("url", "", "NATS URL (default: from the config; the embedded server's listen address when nats.url is empty)")
+	asJSON := fs.Bool("json", false, "print whole events as JSON, one per line")
+	all := fs.Bool("all", false, "print the stream's stored events first, then new ones")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	subject := cfg.NATS.SubjectPrefix + ".>"
+	if fs.NArg() > 0 {
+		subject = fs.Arg(0)
+	}
+	u := *url
+	if u == "" {
+		u = cfg.NATS.URL
+	}
+	if u == "" {
+		u = "nats://" + cfg.NATS.Embedded.Listen
+	}
+	opts, err := tailOptions(cfg.NATS)
+	if err != nil {
+		fmt.Fprintln(stderr, "mailpoller tail:", err)
+		return 1
+	}
+	nc, err := nats.Connect(u, opts...)
+	if err != nil {
+		fmt.Fprintf(stderr, "mailpoller tail: connect to %s: %v\n", u, err)
+		return 1
+	}
+	defer nc.Close()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return tail(ctx, nc, cfg.NATS.Stream, subject, *all, *asJSON, stdout, stderr)
+}
+
+func tailOptions(c config.NATS) ([]nats.Option, error) {
+	var opts []nats.Option
+	if c.CredentialsFile != "" {
+		opts = append(opts, nats.UserCredentials(c.CredentialsFile))
+	}
+	if c.User != "" {
+		opts = append(opts, nats.UserInfo(c.User, c.Password))
+	}
+	if c.Token != "" {
+		opts = append(opts, nats.Token(c.Token))
+	}
+	if c.TLS.CAFile != "" || c.TLS.InsecureSkipVerify {
+		tc, err := publish.TLSConfig(c.TLS, "")
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, nats.Secure(tc))
+	}
+	return opts, nil
+}
+
+// tail prints events from stream on subject until ctx ends.
+func tail(ctx context.Context, nc *nats.Conn, stream, subject string, all, asJSON bool, stdout, stderr io.Writer) int {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		fmt.Fprintln(stderr, "mailpoller tail:", err)
+		return 1
+	}
+	policy := jetstream.DeliverNewPolicy
+	if all {
+		policy = jetstream.DeliverAllPolicy
+	}
+	cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, DeliverPolicy: policy})
+	if err != nil {
+		fmt.Fprintf(stderr, "mailpoller tail: consume %s from stream %s: %v\n", subject, stream, err)
+		return 1
+	}
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		printEvent(stdout, m.Subject(), m.Data(), asJSON)
+	})
+	if err != nil {
+		fmt.Fprintln(stderr, "mailpoller tail:", err)
+		return 1
+	}
+	defer cc.Stop()
+	<-ctx.Done()
+	return 0
+}
+
+// printEvent writes one event as a readable line, or as raw JSON.
+func printEvent(w io.Writer, subject string, data []byte, asJSON bool) {
+	if asJSON {
+		fmt.Fprintf(w, "%s\n", data)
+		return
+	}
+	fmt.Fprintln(w, summary(subject, data))
+}
+
+// summary is the one-line form of an event:
+// time  account/mailbox  from  "subject"  [2 attachments] [auto_reply] id
+func summary(subject string, data []byte) string {
+	var ev publish.Event
+	if err := json.Unmarshal(data, &ev); err != nil || ev.Type != publish.EventType {
+		var dl publish.DeadLetter
+		if json.Unmarshal(data, &dl) == nil && dl.Reason != "" {
+			return fmt.Sprintf("DEAD LETTER %s/%s %s: %s", dl.Account, dl.Mailbox, dl.ServerID, dl.Reason)
+		}
+		return fmt.Sprintf("%s: %d bytes (not a mailpoller event)", subject, len(data))
+	}
+	d := ev.Data
+	from := ""
+	if len(d.From) > 0 {
+		from = d.From[0].Address
+		if d.From[0].Name != "" {
+			from = d.From[0].Name + " <" + from + ">"
+		}
+	}
+	var tags []string
+	if n := len(d.Attachments); n > 0 {
+		tags = append(tags, fmt.Sprintf("[%d attachment%s]", n, plural(n)))
+	}
+	for _, f := range []struct {
+		name string
+		on   bool
+	}{{"auto_reply", d.Auto.AutoReply}, {"bounce", d.Auto.Bounce}, {"bulk", d.Auto.Bulk}} {
+		if f.on {
+			tags = append(tags, "["+f.name+"]")
+		}
+	}
+	if n := len(d.Problems); n > 0 {
+		tags = append(tags, fmt.Sprintf("[%d problem%s]", n, plural(n)))
+	}
+	return fmt.Sprintf("%s  %s/%s  %s  %q  %s id=%s", ev.Time.Local().Format(time.TimeOnly), d.Account, d.Mailbox, from, d.Subject, strings.Join(tags, " "), ev.ID)
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
