@@ -7,6 +7,9 @@ package poller
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -32,6 +35,8 @@ type Options struct {
 	OnEvent func(*publish.Event)
 	// Monitor receives status and metrics; nil makes a private one.
 	Monitor *Monitor
+	// Reload delivers new configs to apply while running (SIGHUP).
+	Reload <-chan *config.Config
 	// Grace is how long in-flight work (publish, after-read, checkpoint)
 	// may go on once ctx is done; default 10s.
 	Grace time.Duration
@@ -45,34 +50,68 @@ type Result struct {
 }
 
 // Run polls every mailbox of opts.Config until ctx is done (or once, with
-// opts.Once). It returns one Result per mailbox in config order.
+// opts.Once). It returns one Result per mailbox that ran, in config order.
 //
 // Shutdown has two stages: when ctx is done no new poll or batch starts,
 // and the batch in flight may finish its publish, after-read action and
 // checkpoint for up to opts.Grace; then it is cut off (and replayed on the
 // next start, with the same event ids).
+//
+// Each config received on opts.Reload replaces the running one: added
+// mailboxes start, removed ones stop (with the same grace), changed ones
+// restart, unchanged ones go on undisturbed.
 func Run(ctx context.Context, opts Options) []Result {
+	r := newRunner(ctx, opts)
+	defer r.cancelWork()
+	r.apply(opts.Config)
+	if !opts.Once {
+	loop:
+		for {
+			select {
+			case <-ctx.Done():
+				break loop
+			case cfg := <-opts.Reload:
+				r.log.Info("config reloaded", "mailboxes", len(cfg.Mailboxes()))
+				r.apply(cfg)
+			}
+		}
+	}
+	return r.wait()
+}
+
+// runner owns the mailbox goroutines of one Run.
+type runner struct {
+	opts       Options
+	log        *slog.Logger
+	stop       context.Context // Run's ctx: done means start nothing new
+	work       context.Context // bounds in-flight work; ends opts.Grace after stop
+	cancelWork context.CancelFunc
+	tokens     *tokens
+	mon        *Monitor
+
+	mu       sync.Mutex
+	order    []string // keys in config order, for results
+	running  map[string]*running
+	finished map[string]Result
+}
+
+// running is one mailbox goroutine.
+type running struct {
+	mb     config.Mailbox
+	sig    string
+	cancel context.CancelFunc // stops this mailbox only
+	done   chan struct{}
+	result Result
+}
+
+func newRunner(ctx context.Context, opts Options) *runner {
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	grace := opts.Grace
-	if grace <= 0 {
-		grace = 10 * time.Second
+	if opts.Grace <= 0 {
+		opts.Grace = 10 * time.Second
 	}
-	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelWork()
-	go func() {
-		select {
-		case <-work.Done():
-		case <-ctx.Done():
-			if sleep(work, grace) {
-				log.Warn("shutdown grace period over, cutting in-flight work off", "grace", grace)
-				cancelWork()
-			}
-		}
-	}()
-	tokens := newTokens(log)
 	mon := opts.Monitor
 	if mon == nil {
 		mon = NewMonitor()
@@ -85,37 +124,134 @@ func Run(ctx context.Context, opts Options) []Result {
 		return nil
 	}
 	mon.mu.Unlock()
-	mbs := opts.Config.Mailboxes()
-	results := make([]Result, len(mbs))
-	var wg sync.WaitGroup
-	for i, mb := range mbs {
-		mon.update(mb, func(*MailboxStatus) {})
-		w := &worker{
-			mb:     mb,
-			stop:   ctx,
-			mon:    mon,
-			nats:   opts.NATS,
-			tokens: tokens,
-			once:   opts.Once,
-			notify: opts.OnEvent,
-			log:    log.With("account", mb.Account.Name, "mailbox", mb.Address, "folder", mb.Folder),
+	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	go func() {
+		select {
+		case <-work.Done():
+		case <-ctx.Done():
+			if sleep(work, opts.Grace) {
+				log.Warn("shutdown grace period over, cutting in-flight work off", "grace", opts.Grace)
+				cancelWork()
+			}
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() {
-				if p := recover(); p != nil {
-					w.log.Error("mailbox loop panicked", "panic", p)
-					mon.metrics.panics.Inc()
-					results[i] = Result{Mailbox: mb, Err: fmt.Errorf("panic: %v", p)}
-				}
-			}()
-			n, err := w.run(work)
-			results[i] = Result{Mailbox: mb, Published: n, Err: err}
-		}()
+	}()
+	return &runner{
+		opts: opts, log: log, stop: ctx, work: work, cancelWork: cancelWork,
+		tokens: newTokens(log), mon: mon,
+		running: map[string]*running{}, finished: map[string]Result{},
 	}
-	wg.Wait()
+}
+
+// apply makes the running set match cfg.
+func (r *runner) apply(cfg *config.Config) {
+	want := map[string]config.Mailbox{}
+	var order []string
+	for _, mb := range cfg.Mailboxes() {
+		k := key(mb)
+		want[k] = mb
+		order = append(order, k)
+	}
+	r.mu.Lock()
+	var stopping []*running
+	for k, h := range r.running {
+		if mb, ok := want[k]; !ok || signature(mb) != h.sig {
+			stopping = append(stopping, h)
+			delete(r.running, k)
+		}
+	}
+	r.order = order
+	r.mu.Unlock()
+	for _, h := range stopping {
+		r.log.Info("mailbox stopping (config changed)", "account", h.mb.Account.Name, "mailbox", h.mb.Address)
+		h.cancel()
+		<-h.done
+		if _, ok := want[key(h.mb)]; !ok {
+			r.mon.remove(h.mb)
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, k := range order {
+		if _, ok := r.running[k]; !ok {
+			r.running[k] = r.start(want[k])
+		}
+	}
+}
+
+// start launches one mailbox goroutine. Called with r.mu held.
+func (r *runner) start(mb config.Mailbox) *running {
+	stop, cancel := context.WithCancel(r.stop)
+	work, cancelWork := context.WithCancel(r.work)
+	go func() { // a stopped mailbox gets the grace period, then its work ends
+		<-stop.Done()
+		if sleep(work, r.opts.Grace) {
+			cancelWork()
+		}
+	}()
+	h := &running{mb: mb, sig: signature(mb), cancel: cancel, done: make(chan struct{})}
+	r.mon.update(mb, func(*MailboxStatus) {})
+	w := &worker{
+		mb:     mb,
+		stop:   stop,
+		mon:    r.mon,
+		nats:   r.opts.NATS,
+		tokens: r.tokens,
+		once:   r.opts.Once,
+		notify: r.opts.OnEvent,
+		log:    r.log.With("account", mb.Account.Name, "mailbox", mb.Address, "folder", mb.Folder),
+	}
+	go func() {
+		defer close(h.done)
+		defer cancelWork()
+		defer func() {
+			if p := recover(); p != nil {
+				w.log.Error("mailbox loop panicked", "panic", p)
+				r.mon.metrics.panics.Inc()
+				h.result = Result{Mailbox: mb, Published: w.published, Err: fmt.Errorf("panic: %v", p)}
+			}
+		}()
+		n, err := w.run(work)
+		h.result = Result{Mailbox: mb, Published: n, Err: err}
+		if err == nil {
+			r.mon.update(mb, func(s *MailboxStatus) {
+				if s.State != StateFailed {
+					s.State = StateStopped
+				}
+			})
+		}
+	}()
+	return h
+}
+
+// wait waits for every mailbox goroutine and returns their results in
+// config order.
+func (r *runner) wait() []Result {
+	r.mu.Lock()
+	hs := make([]*running, 0, len(r.order))
+	for _, k := range r.order {
+		if h, ok := r.running[k]; ok {
+			hs = append(hs, h)
+		}
+	}
+	r.mu.Unlock()
+	results := make([]Result, 0, len(hs))
+	for _, h := range hs {
+		<-h.done
+		results = append(results, h.result)
+	}
 	return results
+}
+
+// signature identifies a mailbox's whole configuration (secrets included,
+// hashed), so a reload restarts exactly the mailboxes whose settings changed.
+func signature(mb config.Mailbox) string {
+	b, _ := json.Marshal(struct {
+		A config.Account
+		M config.Mailbox
+	}{*mb.Account, config.Mailbox{Address: mb.Address, PollInterval: mb.PollInterval, Folder: mb.Folder,
+		StartFrom: mb.StartFrom, AfterRead: mb.AfterRead, MoveTo: mb.MoveTo, MaxMessageBytes: mb.MaxMessageBytes}})
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 // tokens keeps one auth.Source per app registration, shared by all its
@@ -131,7 +267,13 @@ func newTokens(log *slog.Logger) *tokens {
 }
 
 func (t *tokens) source(a *config.Account, hc *http.Client) (*auth.Source, error) {
-	key := strings.Join([]string{a.AuthorityURL(), a.TenantID, a.ClientID}, "|")
+	var certFiles string
+	if a.Certificate != nil {
+		certFiles = a.Certificate.CertFile + "\x00" + a.Certificate.KeyFile
+	}
+	sum := sha256.Sum256([]byte(strings.Join([]string{a.AuthorityURL(), a.TenantID, a.ClientID,
+		a.ClientSecret, a.FederatedTokenFile, certFiles}, "\x00")))
+	key := hex.EncodeToString(sum[:])
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if s, ok := t.m[key]; ok {
