@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -33,11 +35,41 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	log := newLogger(cfg.Log, stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return runPoller(ctx, cfg, log, *once, nil, stderr)
+	var reload chan *config.Config
+	if !*once {
+		reload = make(chan *config.Config)
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		go watchReload(ctx, *path, hup, reload, log)
+	}
+	return runPoller(ctx, cfg, log, *once, nil, reload, stderr)
+}
+
+// watchReload reloads the config on each SIGHUP; an invalid config is
+// rejected with its errors and the running one stays.
+func watchReload(ctx context.Context, path string, hup <-chan os.Signal, out chan<- *config.Config, log *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+		}
+		cfg, err := config.Load(path)
+		if err != nil {
+			log.Error("config reload rejected, keeping the running config", "file", path, "err", err)
+			continue
+		}
+		select {
+		case out <- cfg:
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // runPoller connects to NATS and runs the poller until ctx ends (or once).
-func runPoller(ctx context.Context, cfg *config.Config, log *slog.Logger, once bool, onEvent func(*publish.Event), stderr io.Writer) int {
+func runPoller(ctx context.Context, cfg *config.Config, log *slog.Logger, once bool, onEvent func(*publish.Event), reload <-chan *config.Config, stderr io.Writer) int {
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	nc, err := publish.Connect(cctx, cfg.NATS, log)
 	cancel()
@@ -51,7 +83,19 @@ func runPoller(ctx context.Context, cfg *config.Config, log *slog.Logger, once b
 			log.Warn("TLS certificate checks are off for this account (tls.insecure_skip_verify)", "account", a.Name)
 		}
 	}
-	results := poller.Run(ctx, poller.Options{Config: cfg, NATS: nc, Logger: log, Once: once, OnEvent: onEvent})
+	mon := poller.NewMonitor()
+	if cfg.HTTP.Listen != "" && !once {
+		ln, err := net.Listen("tcp", cfg.HTTP.Listen)
+		if err != nil {
+			fmt.Fprintf(stderr, "mailpoller: http.listen %s: %v\n", cfg.HTTP.Listen, err)
+			return 1
+		}
+		srv := &http.Server{Handler: mon.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		go srv.Serve(ln)
+		defer srv.Close()
+		log.Info("serving /metrics /healthz /readyz /status", "addr", ln.Addr().String())
+	}
+	results := poller.Run(ctx, poller.Options{Config: cfg, NATS: nc, Logger: log, Once: once, OnEvent: onEvent, Monitor: mon, Reload: reload})
 	failed := 0
 	for _, r := range results {
 		if r.Err != nil {
