@@ -35,6 +35,13 @@ type Options struct {
 	OnEvent func(*publish.Event)
 	// Monitor receives status and metrics; nil makes a private one.
 	Monitor *Monitor
+	// Instance names this process in the lease bucket. Empty: no leases
+	// (this process polls every mailbox). Give each of several cooperating
+	// processes its own stable name (e.g. the pod name), so a restart takes
+	// its own leases back at once.
+	Instance string
+	// LeaseTTL is how long a dead instance's mailboxes stay claimed; default 30s.
+	LeaseTTL time.Duration
 	// Reload delivers new configs to apply while running (SIGHUP).
 	Reload <-chan *config.Config
 	// Grace is how long in-flight work (publish, after-read, checkpoint)
@@ -88,11 +95,11 @@ type runner struct {
 	cancelWork context.CancelFunc
 	tokens     *tokens
 	mon        *Monitor
+	leases     *leases // nil when Options.Instance is ""
 
 	mu       sync.Mutex
 	order    []string // keys in config order, for results
 	running  map[string]*running
-	finished map[string]Result
 }
 
 // running is one mailbox goroutine.
@@ -135,11 +142,23 @@ func newRunner(ctx context.Context, opts Options) *runner {
 			}
 		}
 	}()
-	return &runner{
+	r := &runner{
 		opts: opts, log: log, stop: ctx, work: work, cancelWork: cancelWork,
 		tokens: newTokens(log), mon: mon,
-		running: map[string]*running{}, finished: map[string]Result{},
+		running: map[string]*running{}
 	}
+	if opts.Instance != "" {
+		ls, err := newLeases(ctx, opts.NATS, opts.Instance, opts.LeaseTTL)
+		if err != nil {
+			log.Error("lease bucket unavailable: polling every mailbox without leases", "err", err)
+		} else {
+			r.leases = ls
+			if !opts.Once {
+				go ls.heartbeat(ctx)
+			}
+		}
+	}
+	return r
 }
 
 // apply makes the running set match cfg.
@@ -150,6 +169,11 @@ func (r *runner) apply(cfg *config.Config) {
 		k := key(mb)
 		want[k] = mb
 		order = append(order, k)
+	}
+	if r.leases != nil {
+		r.leases.mu.Lock()
+		r.leases.total = len(order)
+		r.leases.mu.Unlock()
 	}
 	r.mu.Lock()
 	var stopping []*running
@@ -210,8 +234,13 @@ func (r *runner) start(mb config.Mailbox) *running {
 				h.result = Result{Mailbox: mb, Published: w.published, Err: fmt.Errorf("panic: %v", p)}
 			}
 		}()
-		n, err := w.run(work)
-		h.result = Result{Mailbox: mb, Published: n, Err: err}
+		var err error
+		if r.leases == nil {
+			_, err = w.run(work)
+		} else {
+			err = r.runLeased(stop, work, w)
+		}
+		h.result = Result{Mailbox: mb, Published: w.published, Err: err}
 		if err == nil {
 			r.mon.update(mb, func(s *MailboxStatus) {
 				if s.State != StateFailed {
@@ -221,6 +250,76 @@ func (r *runner) start(mb config.Mailbox) *running {
 		}
 	}()
 	return h
+}
+
+// runLeased runs w only while this instance holds the mailbox's lease,
+// waiting in standby while another instance holds it.
+func (r *runner) runLeased(stop, work context.Context, w *worker) error {
+	k := leaseKey(w.mb)
+	labels := []string{w.mb.Account.Name, w.mb.Address}
+	standby := func(holder string) {
+		r.mon.metrics.lease.WithLabelValues(labels...).Set(0)
+		r.mon.update(w.mb, func(s *MailboxStatus) {
+			s.State = StateStandby
+			if holder != "" {
+				s.LastError = "polled by instance " + holder
+			}
+		})
+	}
+	for stop.Err() == nil {
+		var l *lease
+		var holder string
+		var err error
+		if r.opts.Once || r.leases.wantMore() {
+			l, holder, err = r.leases.tryAcquire(stop, k)
+		}
+		if l == nil {
+			if r.opts.Once {
+				if err == nil {
+					err = fmt.Errorf("mailbox is being polled by instance %s", holder)
+				}
+				return err
+			}
+			if err != nil {
+				w.log.Warn("lease check failed", "err", err)
+			}
+			standby(holder)
+			sleep(stop, r.leases.ttl/3)
+			continue
+		}
+		w.log.Info("lease acquired", "instance", r.leases.owner)
+		r.mon.metrics.lease.WithLabelValues(labels...).Set(1)
+		leaseStop, cancelLease := context.WithCancel(stop)
+		leaseWork, cancelLeaseWork := context.WithCancel(work)
+		kept := make(chan error, 1)
+		go func() {
+			err := l.keep(leaseStop)
+			if errors.Is(err, errLeaseLost) {
+				cancelLeaseWork() // another instance may take over: stop at once
+			}
+			cancelLease()
+			kept <- err
+		}()
+		w.stop = leaseStop
+		_, err = w.run(leaseWork)
+		cancelLease()
+		kerr := <-kept
+		cancelLeaseWork()
+		l.release()
+		r.mon.metrics.lease.WithLabelValues(labels...).Set(0)
+		switch {
+		case errors.Is(kerr, errLeaseLost):
+			w.log.Warn("lease lost, mailbox stopped", "err", kerr)
+			standby("")
+		case errors.Is(kerr, errShed):
+			w.log.Info("mailbox handed to another instance for balance")
+			standby("")
+			sleep(stop, r.leases.ttl) // let the instance that joined take it
+		default:
+			return err
+		}
+	}
+	return nil
 }
 
 // wait waits for every mailbox goroutine and returns their results in

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -47,4 +48,24 @@ func (c *Conn) SaveState(ctx context.Context, key string, state []byte) error {
 		return fmt.Errorf("save checkpoint %s: %w", key, err)
 	}
 	return nil
+}
+
+// LeaseBucket holds the mailbox leases of cooperating instances (DESIGN.md §5).
+const LeaseBucket = "mailpoller-leases"
+
+// Leases returns the lease bucket, creating it with the given TTL if
+// missing. Entries vanish TTL after their last write, so a dead holder's
+// leases free themselves.
+func (c *Conn) Leases(ctx context.Context, ttl time.Duration) (jetstream.KeyValue, error) {
+	kv, err := c.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      LeaseBucket,
+		Description: "mailpoller mailbox leases",
+		History:     1,
+		TTL:         ttl,
+		Storage:     jetstream.FileStorage,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create KV bucket %s: %w", LeaseBucket, err)
+	}
+	return kv, nil
 }
