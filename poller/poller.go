@@ -145,7 +145,7 @@ func newRunner(ctx context.Context, opts Options) *runner {
 	r := &runner{
 		opts: opts, log: log, stop: ctx, work: work, cancelWork: cancelWork,
 		tokens: newTokens(log), mon: mon,
-		running: map[string]*running{}
+		running: map[string]*running{},
 	}
 	if opts.Instance != "" {
 		ls, err := newLeases(ctx, opts.NATS, opts.Instance, opts.LeaseTTL)
