@@ -97,9 +97,9 @@ type runner struct {
 	mon        *Monitor
 	leases     *leases // nil when Options.Instance is ""
 
-	mu       sync.Mutex
-	order    []string // keys in config order, for results
-	running  map[string]*running
+	mu      sync.Mutex
+	order   []string // keys in config order, for results
+	running map[string]*running
 }
 
 // running is one mailbox goroutine.
