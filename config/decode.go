@@ -20,7 +20,15 @@ type decoder struct {
 	bad     map[string]bool // key paths that already have a problem
 	lookup  func(string) (string, bool)
 	secrets []string // secret values seen, scrubbed from every message at the end
+	work    int      // nodes decoded, to stop documents that aliases blow up
 }
+
+// maxWork bounds the nodes decoded for one document, aliases counted each
+// time they are used. Real configs stay far below it.
+const maxWork = 200_000
+
+// maxErrors bounds the problems listed for one document.
+const maxErrors = 500
 
 var (
 	durationType = reflect.TypeFor[Duration]()
@@ -30,8 +38,13 @@ var (
 
 // add records a problem.
 func (d *decoder) add(line int, key, msg, fix string) {
-	d.errs = append(d.errs, Error{File: d.file, Line: line, Key: key, Msg: msg, Fix: fix})
 	d.bad[key] = true
+	switch {
+	case len(d.errs) < maxErrors:
+		d.errs = append(d.errs, Error{File: d.file, Line: line, Key: key, Msg: msg, Fix: fix})
+	case len(d.errs) == maxErrors:
+		d.errs = append(d.errs, Error{File: d.file, Line: line, Msg: "too many problems; stopped listing them here"})
+	}
 }
 
 // at records a problem on the line of key, or of the nearest enclosing key
@@ -87,6 +100,12 @@ func isNull(n *yaml.Node) bool {
 func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string, secret bool) {
 	n = resolve(n)
 	if isNull(n) {
+		return
+	}
+	if d.work++; d.work > maxWork {
+		if d.work == maxWork+1 {
+			d.add(n.Line, path, "the document expands to too many values (aliases used too often)", "write the values out instead of repeating *aliases")
+		}
 		return
 	}
 	t := v.Type()
@@ -209,12 +228,18 @@ type pair struct{ key, val *yaml.Node }
 // pairs lists the entries of mapping n. Keys from "<<: *anchor" merges come
 // after the explicit ones and only when not overridden by them.
 func (d *decoder) pairs(n *yaml.Node, path string) []pair {
+	return d.mergedPairs(n, path, map[*yaml.Node]bool{n: true})
+}
+
+// mergedPairs is pairs with the set of mappings already merged, so that each
+// is merged once and self-references end.
+func (d *decoder) mergedPairs(n *yaml.Node, path string, seen map[*yaml.Node]bool) []pair {
 	var out, merged []pair
 	explicit := map[string]bool{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		if k.Kind == yaml.ScalarNode && k.Tag == "!!merge" {
-			merged = append(merged, d.mergePairs(v, path, 0)...)
+			merged = append(merged, d.mergePairs(v, path, seen)...)
 			continue
 		}
 		out = append(out, pair{k, v})
@@ -231,18 +256,19 @@ func (d *decoder) pairs(n *yaml.Node, path string) []pair {
 	return out
 }
 
-func (d *decoder) mergePairs(v *yaml.Node, path string, depth int) []pair {
+func (d *decoder) mergePairs(v *yaml.Node, path string, seen map[*yaml.Node]bool) []pair {
 	v = resolve(v)
-	if depth > 10 || v == nil {
+	if v == nil || seen[v] {
 		return nil
 	}
+	seen[v] = true
 	switch v.Kind {
 	case yaml.MappingNode:
-		return d.pairs(v, path)
+		return d.mergedPairs(v, path, seen)
 	case yaml.SequenceNode:
 		var out []pair
 		for _, item := range v.Content {
-			out = append(out, d.mergePairs(item, path, depth+1)...)
+			out = append(out, d.mergePairs(item, path, seen)...)
 		}
 		return out
 	}
@@ -262,6 +288,9 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 	fields := fieldsOf(v.Type())
 	seen := map[string]int{}
 	for _, p := range d.pairs(n, path) {
+		if d.work++; d.work > maxWork {
+			return
+		}
 		k := resolve(p.key)
 		if k.Kind != yaml.ScalarNode {
 			d.add(k.Line, path, "keys must be plain words", "")

@@ -164,3 +164,17 @@ func TestAllProblemsAtOnce(t *testing.T) {
 		t.Errorf("Error() has %d line breaks, want 4 (one problem per line)", n)
 	}
 }
+
+// Aliases that multiply (a "billion laughs" document: 1000 accounts that
+// are each an alias of one with 1000 mailboxes) end with an error, fast.
+func TestAliasBomb(t *testing.T) {
+	users := strings.Repeat("*u, ", 999) + "*u"
+	accts := strings.Repeat("*a, ", 999) + "*a"
+	es := problems(t, []byte("accounts: [&a {name: a, additional_users: [&u x@contoso.com, "+users+"]}, "+accts+"]\n"), nil)
+	if n := len(es.List); n > maxErrors+1 {
+		t.Errorf("got %d errors, want at most %d", n, maxErrors+1)
+	}
+	if !strings.Contains(es.Error(), "too many values") {
+		t.Errorf("errors do not say the document expands too much:\n%.2000s", es.Error())
+	}
+}
