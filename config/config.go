@@ -2,7 +2,14 @@
 // file (DESIGN.md §3), their defaults, ${ENV} and *_file secret expansion, and
 // validation that reports every problem with file, line, key and fix.
 //
-// Load is the only function that does I/O. Everything else is pure.
+// Load reads the config file and hands its bytes to Parse; Parse also reads
+// the files the config names (secret files, CA bundles, certificates are
+// checked) and the environment. Everything else is pure.
+//
+// Problems come back all at once as *Errors, one Error per problem with line,
+// key path and a fix. Secret values (client_secret, nats.password,
+// nats.token and the contents of their *_file files) never appear in an
+// error, and Account and NATS print and log without them.
 package config
 
 import (
