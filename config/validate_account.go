@@ -1,0 +1,166 @@
+package config
+
+import (
+	"fmt"
+	"net/mail"
+	"strconv"
+	"strings"
+)
+
+func (d *decoder) validateAccount(a *Account, p string) {
+	switch {
+	case a.Name == "":
+		d.at(p+".name", "missing", "give the account a short name of a-z, 0-9, - or _ (e.g. support); it is used in NATS subjects, logs and metrics")
+	case !namePattern.MatchString(a.Name):
+		d.at(p+".name", quoted(a.Name)+" is not valid", "use only lower-case a-z, 0-9, - and _ (e.g. support); it is used in NATS subjects, logs and metrics")
+	}
+	d.oneOf(p+".protocol", a.Protocol, "imap", "ews")
+	switch {
+	case a.TenantID == "":
+		d.at(p+".tenant_id", "missing", fixTenant)
+	case !guidPattern.MatchString(a.TenantID) && !domainPattern.MatchString(a.TenantID):
+		d.at(p+".tenant_id", quoted(a.TenantID)+" is neither a GUID nor a domain name", fixTenant)
+	}
+	switch {
+	case a.ClientID == "":
+		d.at(p+".client_id", "missing", fixClient)
+	case !guidPattern.MatchString(a.ClientID):
+		d.at(p+".client_id", quoted(a.ClientID)+" is not a GUID", fixClient)
+	}
+	d.validateCredential(a, p)
+	if a.Authority != "" {
+		d.httpURL(p+".authority", a.Authority, "write the identity platform's base URL, e.g. https://login.microsoftonline.com, or remove it and set cloud")
+	} else {
+		d.oneOf(p+".cloud", a.Cloud, "public", "usgov", "china")
+	}
+	switch a.Protocol {
+	case "imap":
+		d.hostPort(p+".server", a.Server, "write host:port of the IMAP server, e.g. outlook.office365.com:993", false)
+	case "ews":
+		d.httpURL(p+".server", a.Server, "write the EWS endpoint URL, e.g. https://outlook.office365.com/EWS/Exchange.asmx")
+	}
+	if a.TLS.CAFile != "" {
+		d.caFile(p+".tls.ca_file", a.TLS.CAFile)
+	}
+	switch {
+	case a.Mailbox == "":
+		d.at(p+".mailbox", "missing", fixAddress+"; the app needs access to it (Add-MailboxPermission or an Exchange RBAC role assignment)")
+	default:
+		d.address(p+".mailbox", a.Mailbox)
+	}
+	d.validateOptions(a.Options, p)
+	for j, r := range a.AdditionalUsers {
+		rp := p + ".additional_users[" + strconv.Itoa(j) + "]"
+		if r.Address == "" {
+			d.at(rp+".address", "missing", fixAddress)
+		} else {
+			d.address(refKey(d, rp), r.Address)
+		}
+		d.validateOptions(r.Options, rp)
+	}
+}
+
+// refKey is the key path of an additional_users entry's address: the entry
+// itself for the plain-string form, its address key for the mapping form.
+func refKey(d *decoder, rp string) string {
+	if _, ok := d.lines[rp+".address"]; ok {
+		return rp + ".address"
+	}
+	return rp
+}
+
+func (d *decoder) address(key, v string) {
+	a, err := mail.ParseAddress(v)
+	if err != nil || a.Name != "" || !strings.EqualFold(a.Address, strings.TrimSpace(v)) || strings.ContainsAny(v, " \t<>") {
+		d.at(key, quoted(v)+" is not an email address", fixAddress)
+		return
+	}
+	if !validToken(Token(v)) {
+		d.at(key, quoted(v)+" cannot be part of a NATS subject", "addresses with *, > or white space are not supported")
+	}
+}
+
+func (d *decoder) validateCredential(a *Account, p string) {
+	var set []string
+	if a.ClientSecret != "" || a.ClientSecretFile != "" {
+		if a.ClientSecretFile != "" {
+			set = append(set, "client_secret_file")
+		} else {
+			set = append(set, "client_secret")
+		}
+	}
+	if a.Certificate != nil {
+		set = append(set, "certificate")
+	}
+	if a.FederatedTokenFile != "" {
+		set = append(set, "federated_token_file")
+	}
+	switch {
+	case len(set) == 0:
+		if d.has(p + ".client_secret") {
+			d.at(p+".client_secret", "empty", "the value (or the environment variable it names) must not be empty; "+fixCredential)
+		} else {
+			d.at(p, "no credential", fixCredential)
+		}
+	case len(set) > 1:
+		d.at(p+"."+set[1], strings.Join(set, " and ")+" are both set", fixCredential)
+	}
+	if c := a.Certificate; c != nil {
+		const fix = "point it at the PEM file of the certificate uploaded under Certificates & secrets > Certificates " +
+			"(and its private key); if one PEM holds both, give its path for cert_file and key_file"
+		for _, f := range []struct{ key, path string }{{"cert_file", c.CertFile}, {"key_file", c.KeyFile}} {
+			k := p + ".certificate." + f.key
+			if f.path == "" {
+				d.at(k, "missing", fix)
+			} else {
+				d.fileExists(k, f.path, fix)
+			}
+		}
+	}
+}
+
+// validateMailboxes checks what only the merged view shows: two mailboxes on
+// one subject, and after_read: move without move_to.
+func (d *decoder) validateMailboxes(c *Config) {
+	subjects := map[string]string{}
+	reported := map[string]bool{}
+	base := c.Defaults
+	for i := range c.Accounts {
+		a := &c.Accounts[i]
+		p := accountPath(i)
+		acct := base.merge(a.Options)
+		check := func(key, addr string, o Options, levels []string) {
+			if addr != "" && a.Name != "" {
+				subj := c.NATS.SubjectPrefix + "." + a.Name + "." + Token(strings.TrimSpace(addr))
+				if first, ok := subjects[subj]; ok {
+					d.at(key, fmt.Sprintf("publishes on the same subject %s as %s (line %d)", subj, first, d.lineOf(first)),
+						"list each mailbox once; addresses that differ only in . and _ share a subject, so put one of them under another account")
+				} else {
+					subjects[subj] = key
+				}
+			}
+			if o.AfterRead != nil && *o.AfterRead == "move" && (o.MoveTo == nil || strings.TrimSpace(*o.MoveTo) == "") {
+				// Blame the most specific level that chose after_read or move_to.
+				at := "defaults.after_read"
+			levels:
+				for _, l := range append(levels, "defaults") {
+					for _, k := range []string{".after_read", ".move_to"} {
+						if d.has(l + k) {
+							at = l + k
+							break levels
+						}
+					}
+				}
+				if !reported[at] {
+					reported[at] = true
+					d.at(at, "move needs move_to", "set move_to to the folder read mail goes to (e.g. Processed), or choose mark_read, delete or none")
+				}
+			}
+		}
+		check(p+".mailbox", a.Mailbox, acct, []string{p})
+		for j, r := range a.AdditionalUsers {
+			rp := p + ".additional_users[" + strconv.Itoa(j) + "]"
+			check(refKey(d, rp), r.Address, acct.merge(r.Options), []string{rp, p})
+		}
+	}
+}
