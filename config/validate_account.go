@@ -13,6 +13,8 @@ func (d *decoder) validateAccount(a *Account, p string) {
 		d.at(p+".name", "missing", "give the account a short name of a-z, 0-9, - or _ (e.g. support); it is used in NATS subjects, logs and metrics")
 	case !namePattern.MatchString(a.Name):
 		d.at(p+".name", quoted(a.Name)+" is not valid", "use only lower-case a-z, 0-9, - and _ (e.g. support); it is used in NATS subjects, logs and metrics")
+	case a.Name == "deadletter":
+		d.at(p+".name", `"deadletter" is reserved`, "choose another name; <subject_prefix>.deadletter.> carries the dead letters of every account")
 	}
 	d.oneOf(p+".protocol", a.Protocol, "imap", "ews")
 	switch {
