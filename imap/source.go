@@ -68,6 +68,7 @@ type Source struct {
 	uidValidity uint32
 	uidNext     uint32
 	stop        func() bool
+	changed     chan struct{} // signalled by unilateral EXISTS
 }
 
 type state struct {
@@ -92,7 +93,7 @@ func Open(ctx context.Context, opts Options) (*Source, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Source{opts: opts, log: log}
+	s := &Source{opts: opts, log: log, changed: make(chan struct{}, 1)}
 	if err := s.connect(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -119,7 +120,16 @@ func (s *Source) connect(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("dial %s: %w", s.opts.Addr, err)
 	}
-	s.c = imapclient.New(conn, &imapclient.Options{DebugWriter: s.opts.DebugWriter})
+	s.c = imapclient.New(conn, &imapclient.Options{
+		DebugWriter: s.opts.DebugWriter,
+		UnilateralDataHandler: &imapclient.UnilateralDataHandler{
+			Mailbox: func(d *imapclient.UnilateralDataMailbox) {
+				if d.NumMessages != nil {
+					s.signal()
+				}
+			},
+		},
+	})
 	s.stop = context.AfterFunc(ctx, func() { s.c.Close() })
 	if err := s.c.WaitGreeting(); err != nil {
 		return fmt.Errorf("greeting from %s: %w", s.opts.Addr, err)
@@ -371,6 +381,68 @@ func (s *Source) bodies(batch []meta) ([]source.Item, error) {
 		items = append(items, it)
 	}
 	return items, nil
+}
+
+func (s *Source) signal() {
+	select {
+	case s.changed <- struct{}{}:
+	default:
+	}
+}
+
+// maxIdle is how long one IDLE may last: Exchange Online drops idle
+// connections after about 30 minutes (RFC 2177 says re-issue before 29).
+const maxIdle = 20 * time.Minute
+
+// Wait implements source.Waiter with IMAP IDLE: it returns when the server
+// reports new messages (EXISTS), after max, or before the token expires.
+// Servers without IDLE just wait max.
+func (s *Source) Wait(ctx context.Context, max time.Duration) error {
+	max = min(max, maxIdle)
+	if !s.expiry.IsZero() {
+		max = min(max, time.Until(s.expiry)-renewBefore)
+	}
+	if max <= 0 {
+		return nil
+	}
+	select { // a change seen during the last poll
+	case <-s.changed:
+		return nil
+	default:
+	}
+	if !s.c.Caps().Has(goimap.CapIdle) {
+		sleepCtx(ctx, max)
+		return nil
+	}
+	defer s.guard(ctx)()
+	idle, err := s.c.Idle()
+	if err != nil {
+		return fmt.Errorf("idle: %w", classify(err))
+	}
+	t := time.NewTimer(max)
+	defer t.Stop()
+	select {
+	case <-s.changed:
+	case <-t.C:
+	case <-ctx.Done():
+	case <-s.c.Closed():
+	}
+	if err := idle.Close(); err != nil {
+		return fmt.Errorf("idle done: %w", classify(err))
+	}
+	if err := idle.Wait(); err != nil {
+		return fmt.Errorf("idle: %w", classify(err))
+	}
+	return nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
 }
 
 // AfterRead implements source.Source.

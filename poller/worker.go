@@ -200,7 +200,20 @@ func (w *worker) pollLoop(ctx context.Context, src source.Source) error {
 		if n := w.published - before; n > 0 {
 			w.log.Info("poll done", "published", n)
 		}
-		if w.once || !sleep(w.stop, w.mb.PollInterval) {
+		if w.once {
+			return nil
+		}
+		if wt, ok := src.(source.Waiter); ok {
+			if err := wt.Wait(w.stop, w.mb.PollInterval); err != nil {
+				if w.stop.Err() != nil {
+					return nil
+				}
+				return err
+			}
+		} else if !sleep(w.stop, w.mb.PollInterval) {
+			return nil
+		}
+		if w.stop.Err() != nil {
 			return nil
 		}
 	}

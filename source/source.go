@@ -73,3 +73,13 @@ var ErrPermanent = errors.New("permanent")
 // once, without counting a failure (for example, the access token the
 // connection authenticated with is about to expire).
 var ErrReconnect = errors.New("reconnect requested")
+
+// Waiter is implemented by sources that can be told of new mail by the
+// server (IMAP IDLE, EWS streaming notifications). The poller then waits
+// with Wait instead of sleeping for the poll interval.
+type Waiter interface {
+	// Wait returns nil when the server signals a change in the folder or
+	// when max has passed, whichever comes first; an error means the
+	// connection is no longer usable.
+	Wait(ctx context.Context, max time.Duration) error
+}
