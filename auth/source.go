@@ -48,6 +48,7 @@ type Source struct {
 	refreshBefore time.Duration
 	now           func() time.Time
 	requests      atomic.Int64
+	waiters       atomic.Int32 // callers waiting for a request in flight (tests read it)
 
 	mu     sync.Mutex
 	cached *entry // nil when no usable token is cached
@@ -128,9 +129,12 @@ func (s *Source) Token(ctx context.Context) (Token, error) {
 	}
 	s.mu.Unlock()
 
+	s.waiters.Add(1)
 	select {
 	case <-c.done:
+		s.waiters.Add(-1)
 	case <-ctx.Done():
+		s.waiters.Add(-1)
 		return Token{}, fmt.Errorf("token for client %s: %w", s.creds.ClientID, ctx.Err())
 	}
 	if c.err == nil {
