@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
@@ -228,5 +229,29 @@ func TestWrongSecretAgainstServer(t *testing.T) {
 	var ae *auth.Error
 	if !errors.As(err, &ae) || ae.AADSTS != 7000215 || ae.Transient || ae.HTTPStatus != 401 {
 		t.Fatalf("Token() with a wrong secret = %v, want permanent AADSTS7000215", err)
+	}
+}
+
+func TestUntrustedTLSIsNotTransient(t *testing.T) {
+	e := newEntra(t)
+	tlsSrv := httptest.NewTLSServer(e.srv.Config.Handler)
+	t.Cleanup(tlsSrv.Close)
+	c := e.creds()
+	c.Authority = tlsSrv.URL
+
+	src, err := auth.New(c, nil) // default client: does not trust the test CA
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := src.Token(context.Background()); err == nil || auth.IsTransient(err) {
+		t.Errorf("Token() against an untrusted certificate = %v, want a permanent error", err)
+	}
+
+	src, err = auth.New(c, &auth.Options{HTTPClient: tlsSrv.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := src.Token(context.Background()); err != nil {
+		t.Errorf("Token() over https with the CA trusted = %v", err)
 	}
 }
