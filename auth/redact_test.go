@@ -77,6 +77,9 @@ func TestFormattingNeverShowsSecrets(t *testing.T) {
 			t.Errorf("%s output does not say [redacted]:\n%s", name, out)
 		}
 	}
+	if tok.String() != "[redacted]" || tok.GoString() != "[redacted]" {
+		t.Errorf("Token String/GoString = %q, %q; want [redacted]", tok.String(), tok.GoString())
+	}
 	if out := formatted(creds); !strings.Contains(out, testClient) || !strings.Contains(out, testTenant) {
 		t.Errorf("Credentials output lost the ids:\n%s", out)
 	}
