@@ -268,7 +268,8 @@ func TestFederatedTokenFileReadEachRequest(t *testing.T) {
 	src.Invalidate(auth.Token{Value: accessToken(2)})
 	_, err = src.Token(context.Background())
 	var ae *auth.Error
-	if !errors.As(err, &ae) || ae.Code != "federated_token_file" || ae.Transient || ae.Fix == "" {
+	if !errors.As(err, &ae) || ae.Code != "federated_token_file" || ae.Transient || ae.Fix == "" ||
+		!strings.HasPrefix(ae.Error(), "token: federated_token_file: ") {
 		t.Errorf("Token() with an empty token file = %v, want a permanent federated_token_file error", err)
 	}
 	os.Remove(file)

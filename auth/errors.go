@@ -40,7 +40,7 @@ func (e *Error) Error() string {
 	b.WriteString("token: ")
 	if e.AADSTS != 0 {
 		fmt.Fprintf(&b, "AADSTS%d ", e.AADSTS)
-	} else {
+	} else if e.HTTPStatus != 0 {
 		fmt.Fprintf(&b, "HTTP %d ", e.HTTPStatus)
 	}
 	if e.Code != "" {
