@@ -1,0 +1,116 @@
+package poller
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/mailpoller/mailpoller/config"
+	"github.com/mailpoller/mailpoller/publish"
+)
+
+func newNATS(t *testing.T) *publish.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := publish.Connect(ctx, config.NATS{Embedded: config.Embedded{Listen: "127.0.0.1:0", StoreDir: t.TempDir()}}, nil)
+	if err != nil {
+		t.Fatalf("publish.Connect() = %v", err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not true within %s", what, within)
+		}
+		time.Sleep(20 * time.Millisecond) // polling a condition under a deadline
+	}
+}
+
+func TestLeaseExclusiveReleaseAndTakeover(t *testing.T) {
+	nc := newNATS(t)
+	ctx := context.Background()
+	const ttl = time.Second
+	a, err := newLeases(ctx, nc, "instance-a", ttl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := newLeases(ctx, nc, "instance-b", ttl)
+	key := "mailbox.support.x=40y.INBOX"
+
+	la, _, err := a.tryAcquire(ctx, key)
+	if err != nil || la == nil {
+		t.Fatalf("a.tryAcquire() = %v, %v", la, err)
+	}
+	lb, holder, err := b.tryAcquire(ctx, key)
+	if err != nil || lb != nil || holder != "instance-a" {
+		t.Fatalf("b.tryAcquire() while a holds = %v, %q, %v; want nil, instance-a", lb, holder, err)
+	}
+	// A restart of a under the same name takes its own lease back at once.
+	a2, _ := newLeases(ctx, nc, "instance-a", ttl)
+	if l, _, err := a2.tryAcquire(ctx, key); err != nil || l == nil {
+		t.Fatalf("same-name tryAcquire() = %v, %v", l, err)
+	} else {
+		la = l
+	}
+	// Clean release frees it for b at once.
+	la.release()
+	lb, _, err = b.tryAcquire(ctx, key)
+	if err != nil || lb == nil {
+		t.Fatalf("b.tryAcquire() after release = %v, %v", lb, err)
+	}
+	// b dies (no renewals): a gets the mailbox once the TTL has passed, not before.
+	if l, _, _ := a.tryAcquire(ctx, key); l != nil {
+		t.Fatal("a took the lease while b's was still live")
+	}
+	eventually(t, 5*ttl, "takeover after holder died", func() bool {
+		l, _, err := a.tryAcquire(ctx, key)
+		return err == nil && l != nil
+	})
+}
+
+func TestLeaseKeepDetectsLoss(t *testing.T) {
+	nc := newNATS(t)
+	ctx := context.Background()
+	a, _ := newLeases(ctx, nc, "instance-a", time.Second)
+	a.total = 1
+	l, _, err := a.tryAcquire(ctx, "mailbox.k")
+	if err != nil || l == nil {
+		t.Fatal(err)
+	}
+	// Someone else overwrites the key (as after a takeover): keep must report the loss.
+	if _, err := a.kv.Put(ctx, "mailbox.k", []byte("intruder")); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- l.keep(ctx) }()
+	select {
+	case err := <-done:
+		if err == nil || !errors.Is(err, errLeaseLost) {
+			t.Fatalf("keep() = %v, want errLeaseLost", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("keep() did not notice the lost lease")
+	}
+}
+
+func TestLeaseShare(t *testing.T) {
+	ls := &leases{held: map[string]bool{"a": true, "b": true, "c": true, "d": true}, total: 6, peers: 2}
+	if ls.wantMore() {
+		t.Fatal("holding 4 of 6 with 2 peers: wantMore() = true")
+	}
+	if ls.shouldShed("a") || ls.shouldShed("c") || !ls.shouldShed("d") {
+		t.Fatalf("shouldShed: want only d shed (share %d)", ls.share())
+	}
+	ls.peers = 1
+	if ls.shouldShed("d") || !ls.wantMore() {
+		t.Fatal("alone: nothing to shed and room for more")
+	}
+}
