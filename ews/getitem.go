@@ -1,0 +1,103 @@
+package ews
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// getItemBatch is how many items one GetItem asks for; Microsoft advises
+// about 10 for sync clients (PROTOCOLS.md §4.3).
+const getItemBatch = 10
+
+// GetItemsMIME fetches the MIME content, DateTimeReceived, Size and IsRead
+// of ids, in batches of 10. It returns one MIMEItem per id, in the order of
+// ids; an item the server could not return has Err set (a *ResponseError,
+// e.g. ErrItemNotFound). The error result is for failures of a whole
+// request.
+func (c *Client) GetItemsMIME(ctx context.Context, mailbox string, ids []ItemID) ([]MIMEItem, error) {
+	out := make([]MIMEItem, 0, len(ids))
+	for start := 0; start < len(ids); start += getItemBatch {
+		batch := ids[start:min(start+getItemBatch, len(ids))]
+		items, err := c.getItems(ctx, mailbox, batch)
+		if err != nil {
+			return nil, fmt.Errorf("get %d items from %s: %w", len(batch), mailbox, err)
+		}
+		out = append(out, items...)
+	}
+	return out, nil
+}
+
+func (c *Client) getItems(ctx context.Context, mailbox string, ids []ItemID) ([]MIMEItem, error) {
+	r := newRequest(c.opts.Version, mailbox)
+	r.open("m:GetItem")
+	r.open("m:ItemShape")
+	r.elem("t:BaseShape", "IdOnly")
+	r.elem("t:IncludeMimeContent", "true")
+	r.fieldURIs(syncProperties...)
+	r.close("m:ItemShape")
+	r.itemIDs(ids)
+	r.close("m:GetItem")
+	body, err := c.call(ctx, "GetItem", mailbox, r.bytes())
+	if err != nil {
+		return nil, err
+	}
+	return decodeGetItem(body, ids)
+}
+
+func decodeGetItem(body *node, ids []ItemID) ([]MIMEItem, error) {
+	msgs, err := responseMessages(body, "GetItem")
+	if err != nil {
+		return nil, err
+	}
+	if len(msgs) != len(ids) {
+		return nil, fmt.Errorf("%w: %d response messages for %d items", errDecode, len(msgs), len(ids))
+	}
+	out := make([]MIMEItem, len(ids))
+	for i, m := range msgs {
+		out[i].ItemID = ids[i]
+		if e := messageError(m); e != nil {
+			out[i].Err = e
+			continue
+		}
+		it := m.child(nsMessages, "Items").first()
+		if it == nil {
+			out[i].Err = fmt.Errorf("%w: GetItem response message %d has no item", errDecode, i)
+			continue
+		}
+		if id := itemID(it.child(nsTypes, "ItemId")); id.ID != "" {
+			out[i].ItemID = id
+		}
+		mc := it.child(nsTypes, "MimeContent")
+		if mc == nil {
+			out[i].Err = fmt.Errorf("%w: item %d has no MimeContent", errDecode, i)
+			continue
+		}
+		raw, err := base64.StdEncoding.DecodeString(stripSpace(mc.text.String()))
+		if err != nil {
+			out[i].Err = fmt.Errorf("%w: MimeContent of item %d: %w", errDecode, i, err)
+			continue
+		}
+		out[i].MIME = raw
+		out[i].Received = parseTime(it.child(nsTypes, "DateTimeReceived").value())
+		out[i].Size, _ = strconv.ParseInt(it.child(nsTypes, "Size").value(), 10, 64)
+		out[i].IsRead, _ = parseBool(it.child(nsTypes, "IsRead").value())
+	}
+	return out, nil
+}
+
+// stripSpace removes the line breaks some servers put into base64 text.
+func stripSpace(s string) string {
+	if !strings.ContainsAny(s, " \t\r\n") {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		switch r {
+		case ' ', '\t', '\r', '\n':
+			return -1
+		}
+		return r
+	}, s)
+}

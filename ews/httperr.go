@@ -1,0 +1,80 @@
+package ews
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ewsBlockedFix is what a tenant admin must do when Exchange Online blocks
+// EWS for the app (PROTOCOLS.md §5.1).
+const ewsBlockedFix = "Exchange Online blocks EWS for apps that are not listed in EwsAllowedAppIDs: a tenant admin must run " +
+	`Set-OrganizationConfig -EwsEnabled $true -EwsAllowedAppIDs "<client id>" (keep the ids already listed), ` +
+	"and the mailbox's own EwsEnabled must not be $false. EWS in Exchange Online ends for everyone on 1 April 2027; " +
+	"plan the move to Microsoft Graph (or use IMAP)."
+
+// unauthorized builds the error for HTTP 401 from x-ms-diagnostics
+// ("<code>;reason=\"...\";error_category=\"...\"", PROTOCOLS.md §1.4, §4.4).
+func unauthorized(h http.Header) *ResponseError {
+	diag := h.Get("X-Ms-Diagnostics")
+	d := strings.ToLower(diag)
+	var msg string
+	switch {
+	case strings.HasPrefix(d, "2000008") || strings.Contains(d, "invalid_grant") || strings.Contains(d, "no permissions"):
+		msg = "the token carries no Exchange permission (no roles claim): add the application permission full_access_as_app " +
+			"of \"Office 365 Exchange Online\" to the app registration and grant admin consent; then restrict it to these " +
+			"mailboxes with RBAC for Applications if needed"
+	case strings.Contains(d, "invalid_resource") || strings.Contains(d, "audience"):
+		msg = "the token is for another resource: request it with scope https://outlook.office365.com/.default"
+	case strings.Contains(d, "expired") || strings.Contains(d, "lifetime"):
+		msg = "the token has expired; a new one will be requested"
+	default:
+		msg = "Exchange refused the token: check that the app has full_access_as_app with admin consent and that the " +
+			"token is for https://outlook.office365.com/.default"
+	}
+	return &ResponseError{Class: "HTTP", Code: "Unauthorized", Message: msg, HTTPStatus: http.StatusUnauthorized, Diagnostics: diag}
+}
+
+// ewsBlockedText reports whether an error text says EWS is switched off or
+// the app is not allowed. Exchange's wording is not documented, so this
+// looks for the setting names and the usual phrases.
+func ewsBlockedText(s string) bool {
+	s = strings.ToLower(s)
+	if strings.Contains(s, "ewsenabled") || strings.Contains(s, "ewsallowedappids") || strings.Contains(s, "ews allowed app") {
+		return true
+	}
+	if !strings.Contains(s, "ews") && !strings.Contains(s, "exchange web services") {
+		return false
+	}
+	for _, w := range []string{"disabled", "blocked", "not enabled", "not allowed", "not currently enabled"} {
+		if strings.Contains(s, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// blocked builds the EWS-blocked error; text is what the server said.
+func blocked(status int, text, diag string) *ResponseError {
+	msg := ewsBlockedFix
+	if text != "" {
+		msg = "server said \"" + text + "\". " + msg
+	}
+	return &ResponseError{Class: "HTTP", Code: "EwsBlocked", Message: msg, HTTPStatus: status, Diagnostics: diag}
+}
+
+// retryAfter parses a Retry-After header in seconds or as an HTTP date.
+func retryAfter(h http.Header, now time.Time) time.Duration {
+	v := strings.TrimSpace(h.Get("Retry-After"))
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
