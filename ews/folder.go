@@ -2,10 +2,15 @@ package ews
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 )
+
+// ErrFolderNotFound: FindFolder found no folder (or more than one) with the
+// name. Permanent: create the folder or fix the name in the config.
+var ErrFolderNotFound = errors.New("folder not found")
 
 // findFolderPage is the page size of FindFolder (EWSFindCountLimit is 1000).
 const findFolderPage = 500
@@ -35,7 +40,7 @@ func (c *Client) FindFolder(ctx context.Context, mailbox, displayName string) (F
 		return matches[0].ID, nil
 	}
 	if len(matches) == 0 {
-		return FolderID{}, fmt.Errorf("folder %q does not exist in %s (looked below msgfolderroot): create it or fix the name", displayName, mailbox)
+		return FolderID{}, fmt.Errorf("%w: no folder is named %q in %s (looked below msgfolderroot): create it or fix the name", ErrFolderNotFound, displayName, mailbox)
 	}
 	var exact []Folder
 	for _, f := range matches {
@@ -46,7 +51,7 @@ func (c *Client) FindFolder(ctx context.Context, mailbox, displayName string) (F
 	if len(exact) == 1 {
 		return exact[0].ID, nil
 	}
-	return FolderID{}, fmt.Errorf("%d folders are named %q in %s: rename all but one", len(matches), displayName, mailbox)
+	return FolderID{}, fmt.Errorf("%w: %d folders are named %q in %s: rename all but one", ErrFolderNotFound, len(matches), displayName, mailbox)
 }
 
 // findFolderPage returns one page of every folder below msgfolderroot, the

@@ -21,7 +21,7 @@ func (c *Client) GetItemsMIME(ctx context.Context, mailbox string, ids []ItemID)
 	out := make([]MIMEItem, 0, len(ids))
 	for start := 0; start < len(ids); start += getItemBatch {
 		batch := ids[start:min(start+getItemBatch, len(ids))]
-		items, err := c.getItems(ctx, mailbox, batch)
+		items, err := c.getItems(ctx, mailbox, batch, true)
 		if err != nil {
 			return nil, fmt.Errorf("get %d items from %s: %w", len(batch), mailbox, err)
 		}
@@ -30,13 +30,35 @@ func (c *Client) GetItemsMIME(ctx context.Context, mailbox string, ids []ItemID)
 	return out, nil
 }
 
-func (c *Client) getItems(ctx context.Context, mailbox string, ids []ItemID) ([]MIMEItem, error) {
+// GetItemsHeaders is GetItemsMIME for messages too large to download: it
+// asks for item:InternetMessageHeaders instead of the MIME content and
+// returns the header block ("Name: value" lines and a blank line) as
+// MIMEItem.MIME.
+func (c *Client) GetItemsHeaders(ctx context.Context, mailbox string, ids []ItemID) ([]MIMEItem, error) {
+	out := make([]MIMEItem, 0, len(ids))
+	for start := 0; start < len(ids); start += getItemBatch {
+		batch := ids[start:min(start+getItemBatch, len(ids))]
+		items, err := c.getItems(ctx, mailbox, batch, false)
+		if err != nil {
+			return nil, fmt.Errorf("get headers of %d items from %s: %w", len(batch), mailbox, err)
+		}
+		out = append(out, items...)
+	}
+	return out, nil
+}
+
+func (c *Client) getItems(ctx context.Context, mailbox string, ids []ItemID, mime bool) ([]MIMEItem, error) {
 	r := newRequest(c.opts.Version, mailbox)
 	r.open("m:GetItem")
 	r.open("m:ItemShape")
 	r.elem("t:BaseShape", "IdOnly")
-	r.elem("t:IncludeMimeContent", "true")
-	r.fieldURIs(syncProperties...)
+	props := syncProperties
+	if mime {
+		r.elem("t:IncludeMimeContent", "true")
+	} else {
+		props = append(props[:len(props):len(props)], "item:InternetMessageHeaders")
+	}
+	r.fieldURIs(props...)
 	r.close("m:ItemShape")
 	r.itemIDs(ids)
 	r.close("m:GetItem")
@@ -44,10 +66,10 @@ func (c *Client) getItems(ctx context.Context, mailbox string, ids []ItemID) ([]
 	if err != nil {
 		return nil, err
 	}
-	return decodeGetItem(body, ids)
+	return decodeGetItem(body, ids, mime)
 }
 
-func decodeGetItem(body *node, ids []ItemID) ([]MIMEItem, error) {
+func decodeGetItem(body *node, ids []ItemID, mime bool) ([]MIMEItem, error) {
 	msgs, err := responseMessages(body, "GetItem")
 	if err != nil {
 		return nil, err
@@ -70,17 +92,21 @@ func decodeGetItem(body *node, ids []ItemID) ([]MIMEItem, error) {
 		if id := itemID(it.child(nsTypes, "ItemId")); id.ID != "" {
 			out[i].ItemID = id
 		}
-		mc := it.child(nsTypes, "MimeContent")
-		if mc == nil {
-			out[i].Err = fmt.Errorf("%w: item %d has no MimeContent", errDecode, i)
-			continue
+		if mime {
+			mc := it.child(nsTypes, "MimeContent")
+			if mc == nil {
+				out[i].Err = fmt.Errorf("%w: item %d has no MimeContent", errDecode, i)
+				continue
+			}
+			raw, err := base64.StdEncoding.DecodeString(stripSpace(mc.text.String()))
+			if err != nil {
+				out[i].Err = fmt.Errorf("%w: MimeContent of item %d: %w", errDecode, i, err)
+				continue
+			}
+			out[i].MIME = raw
+		} else {
+			out[i].MIME = headerBlock(it.child(nsTypes, "InternetMessageHeaders"))
 		}
-		raw, err := base64.StdEncoding.DecodeString(stripSpace(mc.text.String()))
-		if err != nil {
-			out[i].Err = fmt.Errorf("%w: MimeContent of item %d: %w", errDecode, i, err)
-			continue
-		}
-		out[i].MIME = raw
 		out[i].Received = parseTime(it.child(nsTypes, "DateTimeReceived").value())
 		out[i].Size, _ = strconv.ParseInt(it.child(nsTypes, "Size").value(), 10, 64)
 		out[i].IsRead, _ = parseBool(it.child(nsTypes, "IsRead").value())
@@ -100,4 +126,29 @@ func stripSpace(s string) string {
 		}
 		return r
 	}, s)
+}
+
+// headerBlock turns t:InternetMessageHeaders into an RFC 5322 header
+// section. Exchange returns each field unfolded; CR and LF inside a value
+// are replaced by spaces so the block stays well formed.
+func headerBlock(h *node) []byte {
+	var b strings.Builder
+	for _, f := range h.all(nsTypes, "InternetMessageHeader") {
+		name := f.attr("HeaderName")
+		if name == "" || strings.ContainsAny(name, ": \t\r\n") {
+			continue
+		}
+		v := strings.Map(func(r rune) rune {
+			if r == '\r' || r == '\n' {
+				return ' '
+			}
+			return r
+		}, f.value())
+		b.WriteString(name)
+		b.WriteString(": ")
+		b.WriteString(v)
+		b.WriteString("\r\n")
+	}
+	b.WriteString("\r\n")
+	return []byte(b.String())
 }
