@@ -42,10 +42,10 @@ type SourceOptions struct {
 // Busy retries: ErrorServerBusy is retried in place after the server's
 // BackOff when that is short; a longer wait goes back to the poller.
 const (
-	busyRetries    = 5
-	busyMaxWait    = 30 * time.Second
-	busyDefaultMin = time.Second
-	syncPageSize   = 512
+	busyRetries     = 5
+	busyMaxWait     = 30 * time.Second
+	busyDefaultWait = time.Second // when the server gives no BackOffMilliseconds
+	syncPageSize    = 512
 )
 
 // Source reads one EWS folder with SyncFolderItems. It implements
@@ -293,8 +293,10 @@ func (s *Source) retryBusy(ctx context.Context, call func() error) error {
 		if !errors.Is(err, ErrServerBusy) || attempt > busyRetries {
 			return err
 		}
-		wait, _ := Backoff(err)
-		wait = max(wait, busyDefaultMin)
+		wait, ok := Backoff(err)
+		if !ok {
+			wait = busyDefaultWait
+		}
 		if wait > busyMaxWait {
 			return err
 		}
