@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/mailpoller/mailpoller/auth"
+	"github.com/mailpoller/mailpoller/ews"
 	"github.com/mailpoller/mailpoller/imap"
 )
 
@@ -12,11 +13,14 @@ import (
 // specific is known).
 func Fix(err error) string {
 	var ae *auth.Error
+	var re *ews.ResponseError
 	switch {
 	case err == nil:
 		return ""
 	case errors.As(err, &ae):
 		return ae.Fix
+	case errors.As(err, &re):
+		return ewsFix(re)
 	case errors.Is(err, imap.ErrAuthFailed):
 		return "Exchange refused the app's token for this mailbox. Check, in order: the app registration has the " +
 			"application permission IMAP.AccessAsApp on \"Office 365 Exchange Online\" with admin consent granted; " +
@@ -37,12 +41,30 @@ func Fix(err error) string {
 func errorKind(err error) string {
 	var ae *auth.Error
 	switch {
-	case errors.As(err, &ae), errors.Is(err, imap.ErrAuthFailed), errors.Is(err, imap.ErrNotConnected):
+	case errors.As(err, &ae), errors.Is(err, imap.ErrAuthFailed), errors.Is(err, imap.ErrNotConnected),
+		errors.Is(err, ews.ErrAccessDenied), errors.Is(err, ews.ErrImpersonateUserDenied):
 		return "auth"
-	case func() bool { _, ok := imap.Backoff(err); return ok }():
+	case func() bool { _, ok := imap.Backoff(err); _, ok2 := ews.Backoff(err); return ok || ok2 }():
 		return "throttled"
 	case strings.Contains(err.Error(), "dial ") || strings.Contains(err.Error(), "greeting"):
 		return "connect"
 	}
 	return "other"
+}
+
+// ewsFix explains the EWS errors only an admin can fix.
+func ewsFix(re *ews.ResponseError) string {
+	switch re.Code {
+	case "Unauthorized":
+		return "Exchange refused the token: give the app the application permission full_access_as_app on " +
+			"\"Office 365 Exchange Online\" and grant admin consent (x-ms-diagnostics says which check failed)"
+	case "EwsBlocked":
+		return "Exchange Online blocks EWS for this app: a tenant admin must run Set-OrganizationConfig -EwsEnabled $true " +
+			"-EwsAllowedAppIDs \"<client id>,...\" (keep the ids already listed); EWS in Exchange Online ends on 1 April 2027, plan a move to IMAP"
+	case "ErrorNonExistentMailbox":
+		return "no mailbox with this address: check the address (use the primary SMTP address)"
+	case "ErrorImpersonateUserDenied", "ErrorAccessDenied":
+		return "the app may not open this mailbox: check full_access_as_app and any RBAC for Applications scope or application access policy that limits it"
+	}
+	return ""
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/mailpoller/mailpoller/auth"
 	"github.com/mailpoller/mailpoller/config"
+	"github.com/mailpoller/mailpoller/ews"
 	"github.com/mailpoller/mailpoller/publish"
 	"github.com/mailpoller/mailpoller/source"
 )
@@ -359,10 +360,32 @@ type tokens struct {
 	mu  sync.Mutex
 	log *slog.Logger
 	m   map[string]*auth.Source
+	ews map[*auth.Source]*ews.Client // one EWS client (and in-flight limit) per app
 }
 
 func newTokens(log *slog.Logger) *tokens {
-	return &tokens{log: log, m: map[string]*auth.Source{}}
+	return &tokens{log: log, m: map[string]*auth.Source{}, ews: map[*auth.Source]*ews.Client{}}
+}
+
+// ewsClient returns the app's EWS client, shared by its mailboxes so the
+// per-app limit of requests in flight holds.
+func (t *tokens) ewsClient(a *config.Account, hc *http.Client, ts *auth.Source) *ews.Client {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if c, ok := t.ews[ts]; ok {
+		return c
+	}
+	c := ews.NewClient(ews.Options{
+		URL:        a.Server,
+		HTTPClient: hc,
+		Token: func(ctx context.Context) (string, error) {
+			tok, err := ts.Token(ctx)
+			return tok.Value, err
+		},
+		Logger: t.log.With("account", a.Name),
+	})
+	t.ews[ts] = c
+	return c
 }
 
 func (t *tokens) source(a *config.Account, hc *http.Client) (*auth.Source, error) {

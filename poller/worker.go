@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mailpoller/mailpoller/config"
+	"github.com/mailpoller/mailpoller/ews"
 	"github.com/mailpoller/mailpoller/imap"
 	"github.com/mailpoller/mailpoller/message"
 	"github.com/mailpoller/mailpoller/publish"
@@ -84,6 +85,9 @@ func (w *worker) run(ctx context.Context) (int, error) {
 // is long for errors that only an admin can fix.
 func backoff(attempt int, err error) time.Duration {
 	if d, ok := imap.Backoff(err); ok {
+		return d
+	}
+	if d, ok := ews.Backoff(err); ok {
 		return d
 	}
 	if isPermanent(err) {
@@ -161,8 +165,19 @@ func (w *worker) open(ctx context.Context) (source.Source, error) {
 				return t.Value, t.Expiry, err
 			},
 		})
+	case "ews":
+		return ews.Open(ctx, ews.SourceOptions{
+			Client:          w.tokens.ewsClient(a, hc, ts),
+			Mailbox:         w.mb.Address,
+			Folder:          w.mb.Folder,
+			StartFrom:       w.mb.StartFrom,
+			AfterRead:       w.mb.AfterRead,
+			MoveTo:          w.mb.MoveTo,
+			MaxMessageBytes: w.mb.MaxMessageBytes,
+			Logger:          w.log,
+		})
 	default:
-		return nil, fmt.Errorf("%w: protocol %q is not supported yet", source.ErrPermanent, a.Protocol)
+		return nil, fmt.Errorf("%w: unknown protocol %q", source.ErrPermanent, a.Protocol)
 	}
 }
 
