@@ -26,6 +26,7 @@ func commands() []command {
 	return []command{
 		{"run", "poll the configured mailboxes and publish events", cmdRun},
 		{"demo", "run the simulator, an embedded NATS server and the poller, and print events", cmdDemo},
+		{"check", "check the config, tokens, permissions, mailboxes and NATS; say what to fix", cmdCheck},
 		{"sim", "start the local Microsoft 365 simulator", cmdSim},
 		{"tail", "print events from NATS as they arrive", cmdTail},
 		{"version", "print the version", func([]string, io.Writer, io.Writer) int { fmt.Println("mailpoller", version); return 0 }},

@@ -1,0 +1,288 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/mailpoller/mailpoller/auth"
+	"github.com/mailpoller/mailpoller/config"
+	"github.com/mailpoller/mailpoller/ews"
+	"github.com/mailpoller/mailpoller/imap"
+	"github.com/mailpoller/mailpoller/poller"
+	"github.com/mailpoller/mailpoller/publish"
+)
+
+// checkRow is one line of `mailpoller check`.
+type checkRow struct {
+	Check  string `json:"check"`
+	Target string `json:"target"`
+	OK     bool   `json:"ok"`
+	Detail string `json:"detail,omitempty"`
+	Cause  string `json:"cause,omitempty"`
+	Fix    string `json:"fix,omitempty"`
+}
+
+// requiredRole is the Exchange application permission each transport needs.
+var requiredRole = map[string]string{"imap": "IMAP.AccessAsApp", "ews": "full_access_as_app"}
+
+func cmdCheck(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("c", envOr("MAILPOLLER_CONFIG", "mailpoller.yaml"), "config file")
+	account := fs.String("account", "", "check only this account")
+	asJSON := fs.Bool("json", false, "print the results as JSON")
+	timeout := fs.Duration("timeout", 30*time.Second, "time limit for each network check")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		if *asJSON {
+			json.NewEncoder(stdout).Encode([]checkRow{{Check: "config", Target: *path, Cause: err.Error()}})
+		} else {
+			fmt.Fprintln(stderr, err)
+		}
+		return 2
+	}
+	rows := []checkRow{{Check: "config", Target: *path, OK: true, Detail: fmt.Sprintf("%d accounts, %d mailboxes", len(cfg.Accounts), len(cfg.Mailboxes()))}}
+	ctx := context.Background()
+	found := false
+	for i := range cfg.Accounts {
+		a := &cfg.Accounts[i]
+		if *account != "" && a.Name != *account {
+			continue
+		}
+		found = true
+		rows = append(rows, checkAccount(ctx, cfg, a, *timeout)...)
+	}
+	if *account != "" && !found {
+		fmt.Fprintf(stderr, "mailpoller check: no account %q in %s\n", *account, *path)
+		return 2
+	}
+	rows = append(rows, checkNATS(ctx, cfg, *timeout))
+	failed := 0
+	for _, r := range rows {
+		if !r.OK {
+			failed++
+		}
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(rows)
+	} else {
+		printRows(stdout, rows)
+	}
+	if failed > 0 {
+		return 1
+	}
+	return 0
+}
+
+func printRows(w io.Writer, rows []checkRow) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, r := range rows {
+		status := "ok"
+		if !r.OK {
+			status = "FAILED"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", status, r.Check, r.Target, r.Detail)
+	}
+	tw.Flush()
+	for _, r := range rows {
+		if r.OK {
+			continue
+		}
+		fmt.Fprintf(w, "\n%s %s FAILED\n  cause: %s\n", r.Check, r.Target, r.Cause)
+		if r.Fix != "" {
+			fmt.Fprintf(w, "  fix:   %s\n", strings.ReplaceAll(r.Fix, "\n", "\n         "))
+		}
+	}
+}
+
+// checkAccount gets a token, inspects its claims, and probes every mailbox.
+func checkAccount(ctx context.Context, cfg *config.Config, a *config.Account, timeout time.Duration) []checkRow {
+	target := a.Name
+	tc, err := publish.TLSConfig(a.TLS, "")
+	if err != nil {
+		return []checkRow{{Check: "tls", Target: target, Cause: err.Error(), Fix: "fix tls.ca_file"}}
+	}
+	hc := &http.Client{Timeout: timeout, Transport: &http.Transport{TLSClientConfig: tc.Clone(), Proxy: http.ProxyFromEnvironment}}
+	var certFile, keyFile string
+	if a.Certificate != nil {
+		certFile, keyFile = a.Certificate.CertFile, a.Certificate.KeyFile
+	}
+	ts, err := auth.New(auth.Credentials{Authority: a.AuthorityURL(), TenantID: a.TenantID, ClientID: a.ClientID,
+		ClientSecret: a.ClientSecret, CertFile: certFile, KeyFile: keyFile, FederatedTokenFile: a.FederatedTokenFile}, &auth.Options{HTTPClient: hc})
+	if err != nil {
+		return []checkRow{{Check: "credentials", Target: target, Cause: err.Error(), Fix: poller.Fix(err)}}
+	}
+	var rows []checkRow
+	if exp, ok := ts.CertificateExpiry(); ok {
+		left := time.Until(exp)
+		r := checkRow{Check: "certificate", Target: target, OK: left > 0, Detail: "expires " + exp.Format(time.DateOnly)}
+		if left <= 0 {
+			r.Cause, r.Fix = "the certificate has expired", "upload a new certificate to the app registration and point certificate.cert_file/key_file at it"
+		} else if left < 30*24*time.Hour {
+			r.Detail += fmt.Sprintf(" (in %d days: renew it soon)", int(left.Hours()/24))
+		}
+		rows = append(rows, r)
+	}
+	tctx, cancel := context.WithTimeout(ctx, timeout)
+	tok, err := ts.Token(tctx)
+	cancel()
+	if err != nil {
+		return append(rows, checkRow{Check: "token", Target: target, Cause: err.Error(), Fix: poller.Fix(err)})
+	}
+	claims, err := auth.ParseClaims(tok.Value)
+	if err != nil {
+		return append(rows, checkRow{Check: "token", Target: target, Cause: "the token is not a readable JWT: " + err.Error(),
+			Fix: "check that authority points at Entra ID (or the simulator)"})
+	}
+	rows = append(rows, checkRow{Check: "token", Target: target, OK: true, Detail: fmt.Sprintf("tenant=%s app=%s aud=%s roles=[%s] expires=%s",
+		claims.Tenant, claims.AppID, claims.Audience, strings.Join(claims.Roles, ","), claims.Expiry.Format(time.TimeOnly))})
+	role := requiredRole[a.Protocol]
+	if !claims.HasRole(role) {
+		cause := "the token has no roles claim"
+		if len(claims.Roles) > 0 {
+			cause = "the token's roles lack " + role
+		}
+		rows = append(rows, checkRow{Check: "permission", Target: target, Cause: cause, Fix: fmt.Sprintf(
+			"in Entra ID, open the app registration %s → API permissions → Add a permission → APIs my organization uses → "+
+				"Office 365 Exchange Online → Application permissions → %s, then \"Grant admin consent\"; new grants can take a few minutes", a.ClientID, role)})
+	} else {
+		rows = append(rows, checkRow{Check: "permission", Target: target, OK: true, Detail: role})
+	}
+	getToken := func(ctx context.Context) (string, time.Time, error) {
+		t, err := ts.Token(ctx)
+		return t.Value, t.Expiry, err
+	}
+	var ewsClient *ews.Client
+	if a.Protocol == "ews" {
+		ewsClient = ews.NewClient(ews.Options{URL: a.Server, HTTPClient: hc, Token: func(ctx context.Context) (string, error) {
+			t, err := ts.Token(ctx)
+			return t.Value, err
+		}})
+	}
+	for _, mb := range cfg.Mailboxes() {
+		if mb.Account != a {
+			continue
+		}
+		mctx, cancel := context.WithTimeout(ctx, timeout)
+		if a.Protocol == "ews" {
+			rows = append(rows, checkEWSMailbox(mctx, ewsClient, mb))
+		} else {
+			rows = append(rows, checkIMAPMailbox(mctx, mb, getToken, claims))
+		}
+		cancel()
+	}
+	return rows
+}
+
+func checkIMAPMailbox(ctx context.Context, mb config.Mailbox, token func(context.Context) (string, time.Time, error), claims auth.Claims) checkRow {
+	r := checkRow{Check: "mailbox", Target: mb.Account.Name + "/" + mb.Address + "/" + mb.Folder}
+	tlsc, _ := publish.TLSConfig(mb.Account.TLS, "")
+	res, err := imap.Probe(ctx, imap.Options{Addr: mb.Account.Server, TLSConfig: tlsc, Mailbox: mb.Address, Folder: mb.Folder,
+		MoveTo: moveTo(mb), Token: token})
+	if err != nil {
+		r.Cause, r.Fix = err.Error(), poller.Fix(err)
+		if errors.Is(err, imap.ErrAuthFailed) {
+			r.Fix = imapAuthFix(mb, claims)
+		}
+		return r
+	}
+	r.OK = true
+	r.Detail = fmt.Sprintf("%d messages, %d unread", res.Messages, res.Unseen)
+	if res.MoveToExists != nil && !*res.MoveToExists {
+		r.OK = false
+		r.Cause = fmt.Sprintf("move_to folder %q does not exist", mb.MoveTo)
+		r.Fix = "create the folder in the mailbox, or fix move_to"
+	}
+	return r
+}
+
+func moveTo(mb config.Mailbox) string {
+	if mb.AfterRead == "move" {
+		return mb.MoveTo
+	}
+	return ""
+}
+
+// imapAuthFix spells out the Exchange Online steps with this account's ids.
+func imapAuthFix(mb config.Mailbox, c auth.Claims) string {
+	oid := c.ObjectID
+	if oid == "" {
+		oid = "<Enterprise application Object ID>"
+	}
+	return strings.Join([]string{
+		"Exchange refused the app for this mailbox. In Exchange Online PowerShell:",
+		"  Connect-ExchangeOnline -Organization " + mb.Account.TenantID,
+		"  New-ServicePrincipal -AppId " + mb.Account.ClientID + " -ObjectId " + oid + " -DisplayName \"mailpoller " + mb.Account.Name + "\"",
+		"  Add-MailboxPermission -Identity " + mb.Address + " -User " + oid + " -AccessRights FullAccess",
+		"The ObjectId is the Enterprise application's (service principal's) Object ID, not the app registration's; " +
+			"the token's oid claim above is that id. Repeat Add-MailboxPermission for every additional user.",
+	}, "\n")
+}
+
+func checkEWSMailbox(ctx context.Context, c *ews.Client, mb config.Mailbox) checkRow {
+	r := checkRow{Check: "mailbox", Target: mb.Account.Name + "/" + mb.Address + "/" + mb.Folder}
+	folder := ews.FolderID{Distinguished: "inbox"}
+	if !strings.EqualFold(mb.Folder, "INBOX") {
+		f, err := c.FindFolder(ctx, mb.Address, mb.Folder)
+		if err != nil {
+			r.Cause, r.Fix = err.Error(), poller.Fix(err)
+			return r
+		}
+		folder = f
+	}
+	f, err := c.GetFolder(ctx, mb.Address, folder)
+	if err != nil {
+		r.Cause, r.Fix = err.Error(), poller.Fix(err)
+		return r
+	}
+	r.OK = true
+	r.Detail = fmt.Sprintf("%d messages, %d unread", f.TotalCount, f.UnreadCount)
+	if name := moveTo(mb); name != "" {
+		if _, err := c.FindFolder(ctx, mb.Address, name); err != nil {
+			r.OK = false
+			r.Cause = fmt.Sprintf("move_to folder %q: %v", name, err)
+			r.Fix = "create the folder in the mailbox, or fix move_to"
+		}
+	}
+	return r
+}
+
+// checkNATS connects to the configured NATS (a running embedded server
+// included) and checks the stream, buckets and max payload.
+func checkNATS(ctx context.Context, cfg *config.Config, timeout time.Duration) checkRow {
+	nc := cfg.NATS
+	target := nc.URL
+	if nc.URL == "" {
+		target = "embedded " + nc.Embedded.Listen
+		if strings.HasSuffix(nc.Embedded.Listen, ":0") || strings.HasSuffix(nc.Embedded.Listen, ":-1") {
+			return checkRow{Check: "nats", Target: target, OK: true, Detail: "embedded server on a free port, store " + nc.Embedded.StoreDir}
+		}
+		nc.URL = "nats://" + nc.Embedded.Listen // a running daemon's embedded server
+	}
+	cctx, cancel := context.WithTimeout(ctx, min(timeout, 10*time.Second))
+	defer cancel()
+	conn, err := publish.Connect(cctx, nc, slog.New(slog.DiscardHandler))
+	if err != nil {
+		if cfg.NATS.URL == "" {
+			return checkRow{Check: "nats", Target: target, OK: true, Detail: "no server running there yet; `run` starts it with store " + nc.Embedded.StoreDir}
+		}
+		return checkRow{Check: "nats", Target: target, Cause: err.Error(), Fix: "check nats.url, credentials and tls"}
+	}
+	defer conn.Close()
+	return checkRow{Check: "nats", Target: target, OK: true, Detail: fmt.Sprintf("stream %s, KV %s, object store %s, max payload %d bytes",
+		conn.Stream(), publish.StateBucket, publish.BlobBucket, conn.MaxPayload())}
+}

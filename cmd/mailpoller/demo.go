@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path"
+	"slices"
+	"syscall"
+	"time"
+
+	"github.com/mailpoller/mailpoller/config"
+	"github.com/mailpoller/mailpoller/publish"
+	"github.com/mailpoller/mailpoller/sim"
+)
+
+//go:embed demomail/*.eml
+var demoMail embed.FS
+
+// Demo identities: they match configs/demo.yaml.
+const (
+	demoTenant = "11111111-1111-1111-1111-111111111111"
+	demoClient = "22222222-2222-2222-2222-222222222222"
+	demoSecret = "demo-secret"
+)
+
+var demoMailboxes = []string{"support@contoso.test", "billing@contoso.test", "hr@contoso.test"}
+
+func cmdDemo(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("c", "configs/demo.yaml", "demo config")
+	dur := fs.Duration("for", 0, "stop after this long (default: until Ctrl-C)")
+	asJSON := fs.Bool("json", false, "print whole events as JSON")
+	verbose := fs.Bool("v", false, "show the poller's log")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if *dur > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, *dur)
+		defer cancel()
+	}
+	dir, err := os.MkdirTemp("", "mailpoller-demo-")
+	if err != nil {
+		fmt.Fprintln(stderr, "mailpoller demo:", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+
+	s, err := sim.Start(ctx, demoSeed(), &sim.Options{CADir: dir})
+	if err != nil {
+		fmt.Fprintln(stderr, "mailpoller demo: start simulator:", err)
+		return 1
+	}
+	defer s.Close()
+	ep := s.Endpoints()
+	os.Setenv("MAILPOLLER_DEMO_AUTHORITY", ep.Authority)
+	os.Setenv("MAILPOLLER_DEMO_IMAP", ep.IMAP)
+	os.Setenv("MAILPOLLER_DEMO_CA", ep.CAFile)
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		fmt.Fprintln(stderr, "(run the demo from the mailpoller checkout, or point -c at configs/demo.yaml)")
+		return 2
+	}
+	cfg.NATS.Embedded.StoreDir = path.Join(dir, "nats") // a fresh stream every run
+	logOut := io.Discard
+	if *verbose {
+		logOut = stderr
+	}
+	log := newLogger(cfg.Log, logOut)
+	fmt.Fprintf(stdout, "simulator: token endpoint %s, IMAP %s\n", ep.Authority, ep.IMAP)
+	fmt.Fprintf(stdout, "polling %d mailboxes every %s; new mail arrives every few seconds. Ctrl-C to stop.\n\n",
+		len(cfg.Mailboxes()), cfg.Mailboxes()[0].PollInterval)
+
+	go deliverDemoMail(ctx, s)
+	onEvent := func(ev *publish.Event) {
+		b, _ := json.Marshal(ev)
+		printEvent(stdout, "", b, *asJSON)
+	}
+	code := runPoller(ctx, cfg, log, false, onEvent, nil, stderr)
+	fmt.Fprintln(stdout, "\ndemo stopped")
+	return code
+}
+
+func demoSeed() *sim.Seed {
+	return &sim.Seed{
+		Tenants: []sim.Tenant{{ID: demoTenant, Domain: "contoso.test"}},
+		Apps: []sim.App{{
+			Tenant: demoTenant, ClientID: demoClient, Secret: demoSecret,
+			Roles: []string{"IMAP.AccessAsApp", "full_access_as_app"}, Mailboxes: []string{"*"},
+		}},
+		Mailboxes: []sim.MailboxSeed{
+			{Address: demoMailboxes[0]}, {Address: demoMailboxes[1]}, {Address: demoMailboxes[2]},
+		},
+	}
+}
+
+// deliverDemoMail drops the sample messages in, one every two seconds,
+// round-robin over the mailboxes, then one more every ten seconds.
+func deliverDemoMail(ctx context.Context, s *sim.Sim) {
+	entries, _ := demoMail.ReadDir("demomail")
+	names := make([]string, 0, len(entries))
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	slices.Sort(names)
+	for i := 0; ; i++ {
+		name := names[i%len(names)]
+		raw, _ := demoMail.ReadFile("demomail/" + name)
+		if _, err := s.Store().Deliver(demoMailboxes[i%len(demoMailboxes)], "INBOX", raw, time.Now()); err != nil {
+			return
+		}
+		wait := 2 * time.Second
+		if i >= len(names) {
+			wait = 10 * time.Second
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
