@@ -125,11 +125,14 @@ var permanentCodes = map[string]bool{
 }
 
 func (e *ResponseError) transient() bool {
+	if e.permanent() {
+		return false
+	}
 	if transientCodes[e.Code] || e.BackOff > 0 {
 		return true
 	}
 	if e.Code == "Unauthorized" {
-		return !e.permanent()
+		return true
 	}
 	return e.HTTPStatus >= 500 && e.Class == "HTTP"
 }
