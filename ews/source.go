@@ -192,6 +192,9 @@ func (s *Source) page(ctx context.Context, res *SyncResult, mode string, handle 
 		if start+getItemBatch >= len(creates) {
 			b.State = stateJSON
 		}
+		if len(b.Items) == 0 && b.State == nil {
+			continue
+		}
 		if err := handle(ctx, b); err != nil {
 			return err
 		}
