@@ -194,9 +194,14 @@ func (s *Source) Poll(ctx context.Context, raw []byte, handle func(context.Conte
 			st = nil
 		}
 	}
+	startFrom := s.opts.StartFrom
 	if st != nil && st.UIDValidity != s.uidValidity {
-		s.log.Warn("UIDVALIDITY changed, resyncing the folder", "old", st.UIDValidity, "new", s.uidValidity, "start_from", s.opts.StartFrom)
-		st = nil
+		// Every UID is new: replay the whole folder. start_from does not
+		// apply (now or unread could skip mail that arrived after the last
+		// checkpoint); the replayed events carry new ids, and consumers
+		// recognise repeats by data.message_id.
+		s.log.Warn("UIDVALIDITY changed, replaying the folder", "old", st.UIDValidity, "new", s.uidValidity)
+		st, startFrom = nil, "all"
 	}
 	if err := s.c.Noop().Wait(); err != nil {
 		return fmt.Errorf("noop: %w", classify(err))
@@ -210,9 +215,9 @@ func (s *Source) Poll(ctx context.Context, raw []byte, handle func(context.Conte
 		var set goimap.UIDSet
 		set.AddRange(goimap.UID(floor+1), 0)
 		crit.UID = []goimap.UIDSet{set}
-	case s.opts.StartFrom == "now":
+	case startFrom == "now":
 		return handle(ctx, source.Batch{State: s.encode(s.uidNext - 1)})
-	case s.opts.StartFrom == "unread":
+	case startFrom == "unread":
 		crit.NotFlag = []goimap.Flag{goimap.FlagSeen}
 	}
 	data, err := s.c.UIDSearch(&crit, nil).Wait()
