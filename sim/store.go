@@ -1,0 +1,266 @@
+package sim
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Errors of the store.
+var (
+	ErrNoMailbox = errors.New("no such mailbox")
+	ErrNoFolder  = errors.New("no such folder")
+	ErrExists    = errors.New("folder exists")
+)
+
+// Store holds the simulator's mailboxes. Both protocol sides (IMAP, and
+// EWS when mounted) read and change the same messages. It is safe for
+// concurrent use.
+type Store struct {
+	mu      sync.Mutex
+	boxes   map[string]*mailbox
+	uidBase uint32
+}
+
+type mailbox struct {
+	address string
+	folders map[string]*folder // key: folderKey(name)
+}
+
+type folder struct {
+	name        string
+	id          string // EWS FolderId
+	uidValidity uint32
+	uidNext     uint32
+	msgs        []*Message // by UID ascending
+	watchers    map[chan struct{}]struct{}
+}
+
+// Message is one stored mail.
+type Message struct {
+	UID      uint32
+	ItemID   string
+	Raw      []byte
+	Flags    []string // IMAP flags such as \Seen, \Deleted
+	Received time.Time
+}
+
+// Seen reports whether the \Seen flag is set.
+func (m *Message) Seen() bool { return slices.Contains(m.Flags, `\Seen`) }
+
+// NewStore returns an empty store.
+func NewStore() *Store {
+	return &Store{boxes: map[string]*mailbox{}, uidBase: uint32(time.Now().Unix() & 0x7fffffff)}
+}
+
+func folderKey(name string) string {
+	if strings.EqualFold(name, "INBOX") {
+		return "INBOX"
+	}
+	return strings.ToLower(name)
+}
+
+func newID() string {
+	b := make([]byte, 24)
+	rand.Read(b)
+	return "AAMk" + base64.RawURLEncoding.EncodeToString(b)
+}
+
+// AddMailbox creates a mailbox with an INBOX (no-op if it exists).
+func (s *Store) AddMailbox(address string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := strings.ToLower(address)
+	if _, ok := s.boxes[a]; ok {
+		return
+	}
+	mb := &mailbox{address: a, folders: map[string]*folder{}}
+	s.boxes[a] = mb
+	s.newFolderLocked(mb, "INBOX")
+}
+
+func (s *Store) newFolderLocked(mb *mailbox, name string) *folder {
+	s.uidBase++
+	f := &folder{name: name, id: newID(), uidValidity: s.uidBase, uidNext: 1, watchers: map[chan struct{}]struct{}{}}
+	mb.folders[folderKey(name)] = f
+	return f
+}
+
+// HasMailbox reports whether address is a mailbox of the store.
+func (s *Store) HasMailbox(address string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.boxes[strings.ToLower(address)]
+	return ok
+}
+
+func (s *Store) folderLocked(address, name string) (*folder, error) {
+	mb, ok := s.boxes[strings.ToLower(address)]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrNoMailbox, address)
+	}
+	f, ok := mb.folders[folderKey(name)]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s in %s", ErrNoFolder, name, address)
+	}
+	return f, nil
+}
+
+// CreateFolder adds a folder to a mailbox.
+func (s *Store) CreateFolder(address, name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	mb, ok := s.boxes[strings.ToLower(address)]
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrNoMailbox, address)
+	}
+	if _, ok := mb.folders[folderKey(name)]; ok {
+		return fmt.Errorf("%w: %s", ErrExists, name)
+	}
+	s.newFolderLocked(mb, name)
+	return nil
+}
+
+// Folders lists a mailbox's folder names, sorted.
+func (s *Store) Folders(address string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	mb, ok := s.boxes[strings.ToLower(address)]
+	if !ok {
+		return nil
+	}
+	var names []string
+	for _, f := range mb.folders {
+		names = append(names, f.name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// Deliver appends a message to a folder and wakes IDLE sessions on it.
+func (s *Store) Deliver(address, folderName string, raw []byte, received time.Time, flags ...string) (*Message, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f, err := s.folderLocked(address, folderName)
+	if err != nil {
+		return nil, err
+	}
+	return f.appendLocked(raw, received, flags), nil
+}
+
+func (f *folder) appendLocked(raw []byte, received time.Time, flags []string) *Message {
+	if received.IsZero() {
+		received = time.Now()
+	}
+	m := &Message{UID: f.uidNext, ItemID: newID(), Raw: slices.Clone(raw), Flags: slices.Clone(flags), Received: received.UTC().Truncate(time.Second)}
+	f.uidNext++
+	f.msgs = append(f.msgs, m)
+	f.notifyLocked()
+	return m
+}
+
+func (f *folder) notifyLocked() {
+	for ch := range f.watchers {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Messages returns copies of a folder's messages in UID order.
+func (s *Store) Messages(address, folderName string) ([]Message, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f, err := s.folderLocked(address, folderName)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Message, len(f.msgs))
+	for i, m := range f.msgs {
+		out[i] = *m
+		out[i].Flags = slices.Clone(m.Flags)
+	}
+	return out, nil
+}
+
+// FolderInfo is a folder's UIDVALIDITY, next UID and EWS id.
+type FolderInfo struct {
+	Name        string
+	ID          string
+	UIDValidity uint32
+	UIDNext     uint32
+	Total       int
+	Unread      int
+}
+
+// Folder describes a folder.
+func (s *Store) Folder(address, name string) (FolderInfo, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f, err := s.folderLocked(address, name)
+	if err != nil {
+		return FolderInfo{}, err
+	}
+	return f.infoLocked(), nil
+}
+
+func (f *folder) infoLocked() FolderInfo {
+	fi := FolderInfo{Name: f.name, ID: f.id, UIDValidity: f.uidValidity, UIDNext: f.uidNext, Total: len(f.msgs)}
+	for _, m := range f.msgs {
+		if !m.Seen() {
+			fi.Unread++
+		}
+	}
+	return fi
+}
+
+// ResetUIDValidity gives a folder a new UIDVALIDITY and renumbers its
+// messages, as a server does after a mailbox move or restore.
+func (s *Store) ResetUIDValidity(address, name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f, err := s.folderLocked(address, name)
+	if err != nil {
+		return err
+	}
+	s.uidBase++
+	f.uidValidity = s.uidBase
+	for i, m := range f.msgs {
+		m.UID = uint32(i + 1)
+	}
+	f.uidNext = uint32(len(f.msgs) + 1)
+	return nil
+}
+
+// watch registers a channel signalled on every delivery to the folder.
+func (s *Store) watch(address, name string) (chan struct{}, func(), error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f, err := s.folderLocked(address, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	ch := make(chan struct{}, 1)
+	f.watchers[ch] = struct{}{}
+	return ch, func() {
+		s.mu.Lock()
+		delete(f.watchers, ch)
+		s.mu.Unlock()
+	}, nil
+}
+
+func setFlag(m *Message, flag string, on bool) {
+	i := slices.IndexFunc(m.Flags, func(f string) bool { return strings.EqualFold(f, flag) })
+	switch {
+	case on && i < 0:
+		m.Flags = append(m.Flags, flag)
+	case !on && i >= 0:
+		m.Flags = slices.Delete(m.Flags, i, i+1)
+	}
+}
