@@ -316,3 +316,20 @@ func assertNoSecrets(t *testing.T, out string, env *simEnv) {
 		t.Fatal("no debug lines were logged: the check proves nothing")
 	}
 }
+
+// writeBundle writes a CA bundle of a PEM file and more PEM bytes.
+func writeBundle(t *testing.T, file string, more ...[]byte) string {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range more {
+		b = append(b, m...)
+	}
+	p := filepath.Join(t.TempDir(), "bundle.pem")
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
