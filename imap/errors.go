@@ -18,7 +18,7 @@ import (
 // (or its admin consent), its service principal is not registered in
 // Exchange, or it has no FullAccess on the mailbox. It wraps
 // source.ErrPermanent: retrying soon does not help.
-var ErrAuthFailed = fmt.Errorf("AUTHENTICATE XOAUTH2 refused: %w", source.ErrPermanent)
+var ErrAuthFailed = source.Permanent(errors.New("the server refused the XOAUTH2 token"))
 
 // ErrNotConnected is Exchange's "User is authenticated but not connected.":
 // a missing mailbox permission, or a burst of reconnects. Retry slowly.

@@ -149,7 +149,7 @@ func (s *Source) connect(ctx context.Context) error {
 		err = classify(err)
 		var ie *goimap.Error
 		if errors.As(err, &ie) && ie.Type == goimap.StatusResponseTypeNo {
-			err = fmt.Errorf("%w: %s", source.ErrPermanent, ie.Text)
+			err = source.Permanent(err)
 		}
 		return fmt.Errorf("select %s: %w", s.opts.Folder, err)
 	}
@@ -169,7 +169,7 @@ func (s *Source) checkFolder(name string) error {
 		return fmt.Errorf("list %s: %w", name, classify(err))
 	}
 	if len(list) == 0 {
-		return fmt.Errorf("move_to folder %q does not exist in %s: create it or fix move_to: %w", name, s.opts.Mailbox, source.ErrPermanent)
+		return source.Permanent(fmt.Errorf("move_to folder %q does not exist in %s: create it or fix move_to", name, s.opts.Mailbox))
 	}
 	return nil
 }

@@ -141,12 +141,12 @@ func (w *worker) open(ctx context.Context) (source.Source, error) {
 	a := w.mb.Account
 	tc, err := publish.TLSConfig(a.TLS, "")
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", source.ErrPermanent, err)
+		return nil, source.Permanent(err)
 	}
 	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: tc.Clone(), Proxy: http.ProxyFromEnvironment}}
 	ts, err := w.tokens.source(a, hc)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", source.ErrPermanent, err)
+		return nil, source.Permanent(err)
 	}
 	switch a.Protocol {
 	case "", "imap":
@@ -177,7 +177,7 @@ func (w *worker) open(ctx context.Context) (source.Source, error) {
 			Logger:          w.log,
 		})
 	default:
-		return nil, fmt.Errorf("%w: unknown protocol %q", source.ErrPermanent, a.Protocol)
+		return nil, source.Permanent(fmt.Errorf("unknown protocol %q", a.Protocol))
 	}
 }
 

@@ -83,3 +83,17 @@ type Waiter interface {
 	// connection is no longer usable.
 	Wait(ctx context.Context, max time.Duration) error
 }
+
+// Permanent marks err as one that retrying will not fix, without changing
+// its text: errors.Is(Permanent(err), ErrPermanent) is true.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return permanent{err}
+}
+
+type permanent struct{ err error }
+
+func (p permanent) Error() string   { return p.err.Error() }
+func (p permanent) Unwrap() []error { return []error{p.err, ErrPermanent} }

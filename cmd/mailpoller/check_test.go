@@ -1,0 +1,134 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mailpoller/mailpoller/sim"
+)
+
+const (
+	ckTenant  = "11111111-1111-1111-1111-111111111111"
+	ckGood    = "22222222-2222-2222-2222-222222222222" // IMAP.AccessAsApp, all mailboxes
+	ckNoRoles = "33333333-3333-3333-3333-333333333333" // consent missing
+	ckNoGrant = "44444444-4444-4444-4444-444444444444" // role, but no FullAccess on billing@
+)
+
+func startCheckSim(t *testing.T) *sim.Sim {
+	t.Helper()
+	seed := &sim.Seed{
+		Tenants: []sim.Tenant{{ID: ckTenant, Domain: "contoso.test"}},
+		Apps: []sim.App{
+			{Tenant: ckTenant, ClientID: ckGood, Secret: "good-secret-value", Roles: []string{"IMAP.AccessAsApp"}, Mailboxes: []string{"*"}},
+			{Tenant: ckTenant, ClientID: ckNoRoles, Secret: "good-secret-value"},
+			{Tenant: ckTenant, ClientID: ckNoGrant, Secret: "good-secret-value", Roles: []string{"IMAP.AccessAsApp"}, Mailboxes: []string{"support@contoso.test"}},
+		},
+		Mailboxes: []sim.MailboxSeed{{Address: "support@contoso.test", Generate: 2, Folders: []string{"Done"}}, {Address: "billing@contoso.test"}},
+	}
+	s, err := sim.Start(context.Background(), seed, &sim.Options{CADir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// runCheck writes a one-account config and runs `mailpoller check` on it.
+func runCheck(t *testing.T, s *sim.Sim, clientID, secret, extra string, args ...string) (int, string) {
+	t.Helper()
+	ep := s.Endpoints()
+	cfg := fmt.Sprintf(`nats: {embedded: {listen: "127.0.0.1:0", store_dir: %q}}
+accounts:
+  - name: support
+    tenant_id: %s
+    client_id: %s
+    client_secret: %s
+    authority: %s
+    server: %s
+    tls: {ca_file: %s}
+    mailbox: support@contoso.test
+    additional_users: [billing@contoso.test]
+%s`, t.TempDir(), ckTenant, clientID, secret, ep.Authority, ep.IMAP, ep.CAFile, extra)
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	os.WriteFile(path, []byte(cfg), 0o600)
+	var out, errOut bytes.Buffer
+	code := dispatch(append([]string{"check", "-c", path}, args...), &out, &errOut)
+	return code, out.String() + errOut.String()
+}
+
+func TestCheckDiagnoses(t *testing.T) {
+	s := startCheckSim(t)
+	for _, tc := range []struct {
+		name, client, secret, extra string
+		code                        int
+		want                        []string
+	}{
+		{"all good", ckGood, "good-secret-value", "", 0,
+			[]string{"ok      token", "roles=[IMAP.AccessAsApp]", "ok      mailbox  support/support@contoso.test/INBOX  2 messages, 2 unread", "ok      mailbox  support/billing@contoso.test/INBOX"}},
+		{"secret id pasted instead of the value", ckGood, "a1b2c3d4-0000-0000-0000-000000000000", "", 1,
+			[]string{"FAILED  token", "AADSTS7000215", "not its Secret ID"}},
+		{"admin consent missing", ckNoRoles, "good-secret-value", "", 1,
+			[]string{"FAILED  permission", "the token has no roles claim", "IMAP.AccessAsApp", "Grant admin consent"}},
+		{"mailbox permission missing", ckNoGrant, "good-secret-value", "", 1,
+			[]string{"ok      mailbox  support/support@contoso.test/INBOX", "FAILED  mailbox  support/billing@contoso.test/INBOX",
+				"New-ServicePrincipal -AppId " + ckNoGrant + " -ObjectId " + s.ObjectID(ckNoGrant),
+				"Add-MailboxPermission -Identity billing@contoso.test -User " + s.ObjectID(ckNoGrant) + " -AccessRights FullAccess"}},
+		{"move_to folder missing", ckGood, "good-secret-value", "    after_read: move\n    move_to: Archive\n", 1,
+			[]string{`move_to folder "Archive" does not exist`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out := runCheck(t, s, tc.client, tc.secret, tc.extra)
+			if code != tc.code {
+				t.Errorf("exit code %d, want %d\n%s", code, tc.code, out)
+			}
+			flat := strings.Join(strings.Fields(out), " ")
+			for _, w := range tc.want {
+				if !strings.Contains(flat, strings.Join(strings.Fields(w), " ")) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+			if strings.Contains(out, "good-secret-value") || strings.Contains(out, "eyJ") {
+				t.Errorf("output shows a secret or a token:\n%s", out)
+			}
+		})
+	}
+}
+
+func TestCheckJSON(t *testing.T) {
+	s := startCheckSim(t)
+	code, out := runCheck(t, s, ckNoRoles, "good-secret-value", "", "--json")
+	var rows []checkRow
+	if err := json.Unmarshal([]byte(out), &rows); err != nil {
+		t.Fatalf("--json output is not JSON: %v\n%s", err, out)
+	}
+	failed := 0
+	for _, r := range rows {
+		if !r.OK {
+			failed++
+			if r.Fix == "" {
+				t.Errorf("failed row %s %s has no fix", r.Check, r.Target)
+			}
+		}
+	}
+	if code != 1 || failed == 0 {
+		t.Fatalf("exit %d with %d failed rows, want 1 and some", code, failed)
+	}
+}
+
+func TestCheckBadConfig(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(path, []byte("accounts:\n  - name: x\n    tenant_idd: 1\n"), 0o600)
+	var out, errOut bytes.Buffer
+	if code := dispatch([]string{"check", "-c", path}, &out, &errOut); code != 2 {
+		t.Fatalf("exit code %d, want 2", code)
+	}
+	if !strings.Contains(errOut.String(), "bad.yaml:3") || !strings.Contains(errOut.String(), "tenant_idd") {
+		t.Fatalf("error does not name file:line and key:\n%s", errOut.String())
+	}
+}
