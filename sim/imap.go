@@ -394,6 +394,7 @@ func (s *session) Expunge(w *imapserver.ExpungeWriter, uids *goimap.UIDSet) erro
 	for _, m := range f.msgs {
 		if m.hasFlag(`\Deleted`) && (uids == nil || inUIDSet(*uids, m.UID, f.uidNext-1)) {
 			gone[m.UID] = true
+			st.actionLocked(s.user, s.selName, m.UID, "deleted")
 			continue
 		}
 		kept = append(kept, m)
@@ -584,8 +585,9 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet goimap.NumSet, options
 	items := make([]item, len(msgs))
 	for i, m := range msgs {
 		for _, sec := range options.BodySection {
-			if !sec.Peek {
+			if !sec.Peek && !m.Seen() {
 				setFlag(m, `\Seen`, true)
+				st.actionLocked(s.user, s.selName, m.UID, "seen")
 			}
 		}
 		items[i] = item{seq: seqs[i], m: *m, flags: flagList(m)}
@@ -658,6 +660,7 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet goimap.NumSet, flags *
 	}
 	var out []res
 	for i, m := range msgs {
+		wasSeen := m.Seen()
 		switch flags.Op {
 		case goimap.StoreFlagsSet:
 			m.Flags = nil
@@ -670,6 +673,9 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet goimap.NumSet, flags *
 			for _, fl := range flags.Flags {
 				setFlag(m, string(fl), false)
 			}
+		}
+		if !wasSeen && m.Seen() {
+			st.actionLocked(s.user, s.selName, m.UID, "seen")
 		}
 		out = append(out, res{seqs[i], m.UID, flagList(m)})
 	}
@@ -728,6 +734,9 @@ func (s *session) Move(w *imapserver.MoveWriter, numSet goimap.NumSet, dest stri
 	data, seqs, msgs, err := s.copyLocked(numSet, dest)
 	if err == nil {
 		f, _ := s.selected()
+		for _, m := range msgs {
+			st.actionLocked(s.user, s.selName, m.UID, "moved")
+		}
 		f.msgs = slices.DeleteFunc(f.msgs, func(m *Message) bool { return slices.Contains(msgs, m) })
 	}
 	st.mu.Unlock()

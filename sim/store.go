@@ -25,6 +25,23 @@ type Store struct {
 	mu      sync.Mutex
 	boxes   map[string]*mailbox
 	uidBase uint32
+	hook    func(address, folder string, uid uint32, action string)
+}
+
+// OnAction registers f, called with the store locked whenever a client
+// marks a message \Seen ("seen"), moves it ("moved") or expunges it
+// ("deleted"). Tests use it to check that nothing is acted on before its
+// event exists.
+func (s *Store) OnAction(f func(address, folder string, uid uint32, action string)) {
+	s.mu.Lock()
+	s.hook = f
+	s.mu.Unlock()
+}
+
+func (s *Store) actionLocked(address, folder string, uid uint32, action string) {
+	if s.hook != nil {
+		s.hook(address, folder, uid, action)
+	}
 }
 
 type mailbox struct {
