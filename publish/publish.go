@@ -62,6 +62,13 @@ func (c *Conn) Publish(ctx context.Context, subject string, ev *Event, raw []byt
 	msg.Header.Set(jetstream.MsgIDHeader, ev.ID)
 	msg.Header.Set("Content-Type", "application/cloudevents+json")
 	ack, err := c.js.PublishMsg(ctx, msg, jetstream.WithMsgID(ev.ID))
+	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
+		// The stream is gone (deleted by an operator, or a new cluster):
+		// make it again, then let the caller retry.
+		if eerr := c.ensure(ctx); eerr != nil {
+			c.log.Warn("stream missing and could not be recreated", "stream", c.stream, "err", eerr)
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("publish %s: %w", subject, err)
 	}

@@ -139,6 +139,7 @@ type Sim struct {
 
 	mu            sync.Mutex
 	tokenRequests map[string]int
+	imapSessions  int
 	faults        faults
 	sessions      map[*session]struct{}
 }
@@ -204,6 +205,7 @@ func Start(ctx context.Context, seed *Seed, opts *Options) (*Sim, error) {
 			sess := &session{sim: s, conn: c}
 			s.mu.Lock()
 			s.sessions[sess] = struct{}{}
+			s.imapSessions++
 			s.mu.Unlock()
 			return sess, nil, nil
 		},
@@ -381,6 +383,13 @@ func (s *Sim) tenantOf(mailbox string) string {
 		}
 	}
 	return ""
+}
+
+// IMAPConnections counts the IMAP connections accepted so far.
+func (s *Sim) IMAPConnections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.imapSessions
 }
 
 // ThrottleIMAP makes the next n commands on mailbox's connections fail
