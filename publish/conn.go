@@ -181,28 +181,8 @@ func (c *Conn) ensure(ctx context.Context) error {
 		return fmt.Errorf("jetstream: %w", err)
 	}
 	c.js = js
-	subjects := c.prefix + ".>"
-	st, err := js.Stream(ctx, c.stream)
-	switch {
-	case errors.Is(err, jetstream.ErrStreamNotFound):
-		_, err = js.CreateStream(ctx, jetstream.StreamConfig{
-			Name:        c.stream,
-			Description: "mail events from mailpoller",
-			Subjects:    []string{subjects},
-			Storage:     jetstream.FileStorage,
-			Duplicates:  time.Hour,
-		})
-		if err != nil {
-			return fmt.Errorf("create stream %s: %w", c.stream, err)
-		}
-		c.log.Info("stream created", "stream", c.stream, "subjects", subjects)
-	case err != nil:
-		return fmt.Errorf("look up stream %s: %w", c.stream, err)
-	default:
-		if !covers(st.CachedInfo().Config.Subjects, subjects) {
-			return fmt.Errorf("stream %s exists but does not take %q (its subjects: %v): add the subject or change nats.subject_prefix",
-				c.stream, subjects, st.CachedInfo().Config.Subjects)
-		}
+	if err := c.ensureStream(ctx); err != nil {
+		return err
 	}
 	c.state, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      StateBucket,
@@ -220,6 +200,35 @@ func (c *Conn) ensure(ctx context.Context) error {
 	})
 	if err != nil {
 		return fmt.Errorf("create object store %s: %w", BlobBucket, err)
+	}
+	return nil
+}
+
+// ensureStream creates the events stream if it is missing and checks that
+// an existing one takes our subjects.
+func (c *Conn) ensureStream(ctx context.Context) error {
+	subjects := c.prefix + ".>"
+	st, err := c.js.Stream(ctx, c.stream)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		_, err = c.js.CreateStream(ctx, jetstream.StreamConfig{
+			Name:        c.stream,
+			Description: "mail events from mailpoller",
+			Subjects:    []string{subjects},
+			Storage:     jetstream.FileStorage,
+			Duplicates:  time.Hour,
+		})
+		if err != nil {
+			return fmt.Errorf("create stream %s: %w", c.stream, err)
+		}
+		c.log.Info("stream created", "stream", c.stream, "subjects", subjects)
+	case err != nil:
+		return fmt.Errorf("look up stream %s: %w", c.stream, err)
+	default:
+		if !covers(st.CachedInfo().Config.Subjects, subjects) {
+			return fmt.Errorf("stream %s exists but does not take %q (its subjects: %v): add the subject or change nats.subject_prefix",
+				c.stream, subjects, st.CachedInfo().Config.Subjects)
+		}
 	}
 	return nil
 }

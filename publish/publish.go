@@ -65,7 +65,7 @@ func (c *Conn) Publish(ctx context.Context, subject string, ev *Event, raw []byt
 	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
 		// The stream is gone (deleted by an operator, or a new cluster):
 		// make it again, then let the caller retry.
-		if eerr := c.ensure(ctx); eerr != nil {
+		if eerr := c.ensureStream(ctx); eerr != nil {
 			c.log.Warn("stream missing and could not be recreated", "stream", c.stream, "err", eerr)
 		}
 	}
