@@ -38,6 +38,8 @@ type session struct {
 	mu      sync.Mutex
 	user    string // mailbox, after AUTHENTICATE
 	expiry  *time.Timer
+	expired bool // the token expired: the next command gets BYE
+	idling  bool // inside IDLE: the server writes nothing else
 	selName string
 	view    []uint32 // UIDs by sequence number, as this session knows them
 }
@@ -104,13 +106,43 @@ func (x *xoauth2Server) Next(resp []byte) ([]byte, bool, error) {
 	}
 	x.s.mu.Lock()
 	x.s.user = strings.ToLower(user)
-	x.s.expiry = time.AfterFunc(time.Until(c.Expiry), func() { x.s.conn.Bye(tokenExpiredBye) })
+	x.s.expiry = time.AfterFunc(time.Until(c.Expiry), x.s.expire)
 	x.s.mu.Unlock()
 	return nil, true, nil
 }
 
+// expire ends the session as Exchange does when its token expires: at once
+// if it idles, else in reply to its next command. (BYE cannot be written
+// through imapserver while IDLE holds the response writer.)
+func (s *session) expire() {
+	s.mu.Lock()
+	s.expired = true
+	idling := s.idling
+	s.mu.Unlock()
+	if idling {
+		nc := s.conn.NetConn()
+		nc.Write([]byte("* BYE " + tokenExpiredBye + "\r\n"))
+		nc.Close()
+	}
+}
+
+// expiredErr sends BYE if the session's token has expired.
+func (s *session) expiredErr() error {
+	s.mu.Lock()
+	expired := s.expired
+	s.mu.Unlock()
+	if expired {
+		s.conn.Bye(tokenExpiredBye)
+		return &goimap.Error{Type: goimap.StatusResponseTypeBye, Text: tokenExpiredBye}
+	}
+	return nil
+}
+
 // fault applies injected faults to a command of this session's mailbox.
 func (s *session) fault() error {
+	if err := s.expiredErr(); err != nil {
+		return err
+	}
 	return s.sim.imapFault(s.user)
 }
 
@@ -238,6 +270,9 @@ func (s *session) Append(name string, r goimap.LiteralReader, options *goimap.Ap
 
 // sync reports expunged and new messages to the client.
 func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
+	if err := s.expiredErr(); err != nil {
+		return err
+	}
 	if s.selName == "" {
 		return nil
 	}
@@ -285,6 +320,19 @@ func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
 		return nil
 	}
 	defer cancel()
+	s.mu.Lock()
+	s.idling = true
+	expired := s.expired
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.idling = false
+		s.mu.Unlock()
+	}()
+	if expired {
+		s.expire()
+		return nil
+	}
 	for {
 		if err := s.Poll(w, true); err != nil {
 			return err

@@ -156,10 +156,11 @@ type faults struct {
 // TokenFault is an error the token endpoint answers instead of a token.
 // Status ≥ 500 answers a bare HTTP error; otherwise an Entra JSON error.
 type TokenFault struct {
-	Status int    `json:"status"`
-	AADSTS int    `json:"aadsts"`
-	Error  string `json:"error"`
-	Text   string `json:"text"`
+	ClientID string `json:"client_id"` // only this app's requests; "" for any
+	Status   int    `json:"status"`
+	AADSTS   int    `json:"aadsts"`
+	Error    string `json:"error"`
+	Text     string `json:"text"`
 }
 
 // Start runs a simulator seeded with seed on loopback until ctx ends or
@@ -446,7 +447,7 @@ func (s *Sim) ExpireSessions(mailbox string) {
 	s.mu.Unlock()
 	for _, v := range all {
 		if v.mailbox() == strings.ToLower(mailbox) {
-			v.conn.Bye(tokenExpiredBye)
+			v.expire()
 		}
 	}
 }

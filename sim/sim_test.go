@@ -185,6 +185,7 @@ func TestIMAPWire(t *testing.T) {
 		t.Fatalf("throttled answer = %q", got)
 	}
 	s.ExpireSessions("support@contoso.test")
+	conn.Write([]byte("A4 NOOP\r\n"))
 	if got := line(); got != "* BYE Session invalidated - AccessTokenExpired" {
 		t.Fatalf("expiry = %q", got)
 	}

@@ -136,13 +136,16 @@ func writeTokenError(w http.ResponseWriter, status int, code int, errName, text 
 // handleToken is POST /{tenant}/oauth2/v2.0/token (client credentials).
 func (s *Sim) handleToken(w http.ResponseWriter, r *http.Request) {
 	tenant := r.PathValue("tenant")
+	r.ParseForm()
 	s.mu.Lock()
 	delay := s.faults.tokenDelay
 	var injected *TokenFault
-	if len(s.faults.token) > 0 {
-		f := s.faults.token[0]
-		injected = &f
-		s.faults.token = s.faults.token[1:]
+	for i, f := range s.faults.token {
+		if f.ClientID == "" || strings.EqualFold(f.ClientID, r.PostForm.Get("client_id")) {
+			injected = &f
+			s.faults.token = slices.Delete(s.faults.token, i, i+1)
+			break
+		}
 	}
 	s.mu.Unlock()
 	if delay > 0 {

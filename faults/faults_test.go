@@ -1,0 +1,297 @@
+package faults
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mailpoller/mailpoller/poller"
+	"github.com/mailpoller/mailpoller/publish"
+	"github.com/mailpoller/mailpoller/sim"
+)
+
+// run starts the poller in-process until the returned stop is called.
+func (e *env) run(extra string, logs *lockedBuffer) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	cfg := e.config(extra)
+	go func() {
+		defer close(done)
+		cctx, ccancel := context.WithTimeout(ctx, 30*time.Second)
+		nc, err := publish.Connect(cctx, cfg.NATS, debugLog(logs))
+		ccancel()
+		if err != nil {
+			e.t.Errorf("publish.Connect: %v", err)
+			return
+		}
+		defer nc.Close()
+		poller.Run(ctx, poller.Options{Config: cfg, NATS: nc, Logger: debugLog(logs), Grace: 5 * time.Second})
+	}()
+	stopped := false
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			e.t.Fatal("poller did not stop within 30s")
+		}
+	}
+	e.t.Cleanup(stop)
+	return stop
+}
+
+func (e *env) waitAll(within time.Duration) {
+	e.t.Helper()
+	e.mu.Lock()
+	n := len(e.sent)
+	e.mu.Unlock()
+	eventually(e.t, within, fmt.Sprintf("%d events", n), func() bool { return e.streamCount() >= n })
+}
+
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "mailpoller")
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/mailpoller/mailpoller/cmd/mailpoller")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestKillAndRestart SIGKILLs `mailpoller run` at random points of a run of
+// 2,000 messages and restarts it, then finishes with `run --once`.
+func TestKillAndRestart(t *testing.T) {
+	e := newEnv(t, "support@contoso.test", "billing@contoso.test")
+	e.deliver(1000)
+	cfgPath := filepath.Join(t.TempDir(), "config.yaml")
+	os.WriteFile(cfgPath, []byte(e.yaml("")), 0o600)
+	bin := buildBinary(t)
+	var logs lockedBuffer
+	for kill := 1; kill <= 5; kill++ {
+		cmd := exec.Command(bin, "run", "-c", cfgPath)
+		cmd.Stdout, cmd.Stderr = &logs, &logs
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		target := e.streamCount() + 100 + rand.N(250)
+		eventually(t, 90*time.Second, fmt.Sprintf("kill %d: stream reaches %d", kill, target), func() bool {
+			return e.streamCount() >= min(target, 2000)
+		})
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+	}
+	cmd := exec.Command(bin, "run", "-c", cfgPath, "--once")
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("final run --once: %v\n%s", err, tail(logs.String()))
+	}
+	e.verify("SIGKILL x5 during 2000 messages", true)
+	noSecrets(t, logs.String())
+}
+
+func tail(s string) string {
+	if len(s) > 3000 {
+		return s[len(s)-3000:]
+	}
+	return s
+}
+
+// TestNATSOutage stops the NATS server mid-run and starts it again.
+func TestNATSOutage(t *testing.T) {
+	e := newEnv(t, "support@contoso.test", "billing@contoso.test")
+	e.deliver(300)
+	var logs lockedBuffer
+	stop := e.run("", &logs)
+	eventually(t, 60*time.Second, "first 100 events", func() bool { return e.streamCount() >= 100 })
+	e.nats.stop()
+	eventually(t, 30*time.Second, "poller notices NATS is gone", func() bool {
+		return strings.Contains(logs.String(), "NATS unavailable") || strings.Contains(logs.String(), "NATS disconnected")
+	})
+	e.mu.Lock()
+	actedWhileDown := len(e.actions)
+	e.mu.Unlock()
+	e.nats.start()
+	e.waitAll(90 * time.Second)
+	stop()
+	e.mu.Lock()
+	for _, a := range e.actions[:actedWhileDown] {
+		if a.lastSeq == 0 {
+			t.Errorf("%s was acted on while NATS was down", a.key)
+		}
+	}
+	e.mu.Unlock()
+	e.verify("NATS down mid-run, then back", true)
+	noSecrets(t, logs.String())
+}
+
+// TestStreamFull fills the stream's limit: the poller waits, flags
+// nothing it could not publish, and finishes once the limit is raised.
+func TestStreamFull(t *testing.T) {
+	e := newEnv(t, "support@contoso.test")
+	ctx := context.Background()
+	if _, err := e.js.CreateStream(ctx, jetstream.StreamConfig{Name: "MAIL", Subjects: []string{"mail.inbound.>"},
+		MaxMsgs: 40, Discard: jetstream.DiscardNew, Storage: jetstream.FileStorage, Duplicates: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	e.deliver(120)
+	var logs lockedBuffer
+	stop := e.run("", &logs)
+	eventually(t, 60*time.Second, "stream full", func() bool { return e.streamCount() == 40 && strings.Contains(logs.String(), "NATS unavailable") })
+	e.mu.Lock()
+	for _, a := range e.actions {
+		if a.lastSeq == 0 {
+			t.Errorf("%s acted on without its event", a.key)
+		}
+	}
+	acted := len(e.actions)
+	e.mu.Unlock()
+	if acted > 40 {
+		t.Fatalf("%d messages marked read with only 40 events stored", acted)
+	}
+	st, _ := e.js.Stream(ctx, "MAIL")
+	cfg := st.CachedInfo().Config
+	cfg.MaxMsgs = -1
+	if _, err := e.js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	e.waitAll(90 * time.Second)
+	stop()
+	e.verify("stream full (DiscardNew), then raised", true)
+}
+
+// TestIMAPFaults injects Exchange's throttling, "not connected", token
+// expiry BYE and a connection dropped mid-FETCH.
+func TestIMAPFaults(t *testing.T) {
+	e := newEnv(t, "support@contoso.test", "billing@contoso.test")
+	e.deliver(200)
+	e.sim.ThrottleIMAP("support@contoso.test", 3, 300*time.Millisecond)
+	e.sim.NotConnected("billing@contoso.test", 2)
+	e.sim.DropFetch("support@contoso.test", 2)
+	var logs lockedBuffer
+	stop := e.run("", &logs)
+	eventually(t, 60*time.Second, "first 50 events", func() bool { return e.streamCount() >= 50 })
+	e.sim.ExpireSessions("billing@contoso.test")
+	e.sim.ExpireSessions("support@contoso.test")
+	e.waitAll(90 * time.Second)
+	stop()
+	e.verify("IMAP throttle/BYE/drop/not-connected", true)
+	if n := e.sim.IMAPConnections(); n > 20 {
+		t.Errorf("%d IMAP connections for 9 injected faults: reconnect loop", n)
+	}
+	if n := e.sim.TokenRequests(appA); n > 2 {
+		t.Errorf("%d token requests: tokens are not reused across reconnects", n)
+	}
+	if !strings.Contains(logs.String(), "suggested backoff 300ms") {
+		t.Errorf("the throttling reply was not logged with its backoff")
+	}
+	noSecrets(t, logs.String())
+}
+
+// TestTokenFaults: one app's token endpoint answers 503 twice (transient:
+// retried), another app has a wrong secret (a config error: logged once
+// with the fix, not retried in a storm); the healthy account is not held up.
+func TestTokenFaults(t *testing.T) {
+	e := newEnv(t, "support@contoso.test", "billing@contoso.test")
+	e.sim.Store().AddMailbox("hr@contoso.test")
+	e.sim.Store().Deliver("hr@contoso.test", "INBOX", sim.Generate("hr@contoso.test", 1), time.Now())
+	e.deliver(50)
+	e.sim.FailTokens(sim.TokenFault{ClientID: appA, Status: 503}, 2)
+	broken := fmt.Sprintf(`  - name: hr
+    tenant_id: %s
+    client_id: %s
+    client_secret: wrong-secret-id-not-value
+    authority: %s
+    server: %s
+    tls: {ca_file: %s}
+    mailbox: hr@contoso.test
+`, tenant, appB, e.sim.Endpoints().Authority, e.sim.Endpoints().IMAP, e.sim.Endpoints().CAFile)
+	var logs lockedBuffer
+	stop := e.run(broken, &logs)
+	e.waitAll(60 * time.Second)
+	stop()
+	e.verify("token 503 x2 + another app misconfigured", true)
+	if n := e.sim.TokenRequests(appB); n != 1 {
+		t.Errorf("misconfigured app made %d token requests, want 1 (no retry storm)", n)
+	}
+	if n := strings.Count(logs.String(), "AADSTS7000215"); n != 1 {
+		t.Errorf("the config error was logged %d times, want once", n)
+	}
+	if !strings.Contains(logs.String(), "Secret ID") {
+		t.Errorf("the config error's fix is not in the log")
+	}
+	noSecrets(t, logs.String())
+}
+
+// bigMessage builds a message with attachments of the given sizes.
+func bigMessage(subject string, sizes ...int) []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "From: a@example.net\r\nTo: support@contoso.test\r\nSubject: %s\r\nMessage-ID: <%s@example.net>\r\n"+
+		"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=XX\r\n\r\n--XX\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n", subject, strings.ReplaceAll(subject, " ", "-"))
+	for i, n := range sizes {
+		data := bytes.Repeat([]byte{byte('a' + i)}, n)
+		enc := base64.StdEncoding.EncodeToString(data)
+		fmt.Fprintf(&b, "--XX\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=part%d.bin\r\nContent-Transfer-Encoding: base64\r\n\r\n", i)
+		for len(enc) > 76 {
+			b.WriteString(enc[:76] + "\r\n")
+			enc = enc[76:]
+		}
+		b.WriteString(enc + "\r\n")
+	}
+	b.WriteString("--XX--\r\n")
+	return b.Bytes()
+}
+
+// TestLargeMail: multi-MB mail goes to the object store and the event fits
+// NATS' max payload; mail over max_message_bytes becomes a too_large event.
+func TestLargeMail(t *testing.T) {
+	e := newEnv(t, "support@contoso.test")
+	box := e.boxes[0]
+	for _, raw := range [][]byte{bigMessage("three megabytes", 1400<<10, 1400<<10), bigMessage("twelve megabytes", 9<<20), sim.Generate(box, 1)} {
+		m, _ := e.sim.Store().Deliver(box, "INBOX", raw, time.Now())
+		e.sent[fmt.Sprintf("%s/%d:%d", box, e.uidv[box], m.UID)] = true
+	}
+	var logs lockedBuffer
+	stop := e.run("    max_message_bytes: 8MiB\n", &logs)
+	e.waitAll(60 * time.Second)
+	stop()
+	e.verify("3 MB and 12 MB mail (limit 8 MiB)", true)
+	ctx := context.Background()
+	cons, _ := e.js.OrderedConsumer(ctx, "MAIL", jetstream.OrderedConsumerConfig{})
+	for range 3 {
+		m, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(m.Data()) > 1<<20 {
+			t.Errorf("event of %d bytes exceeds the 1 MB max payload", len(m.Data()))
+		}
+		var ev publish.Event
+		json.Unmarshal(m.Data(), &ev)
+		switch ev.Data.Subject {
+		case "three megabytes":
+			if len(ev.Data.Attachments) != 2 || ev.Data.Attachments[0].Blob == nil || ev.Data.Raw == nil {
+				t.Errorf("3 MB mail: attachments %+v, raw %v: want blobs", ev.Data.Attachments, ev.Data.Raw)
+			}
+		case "twelve megabytes":
+			if len(ev.Data.Problems) == 0 || ev.Data.Problems[len(ev.Data.Problems)-1].Code != "too_large" || ev.Data.Size < 12<<20 {
+				t.Errorf("12 MB mail: problems %+v size %d, want too_large and the real size", ev.Data.Problems, ev.Data.Size)
+			}
+		}
+	}
+}
