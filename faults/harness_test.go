@@ -154,11 +154,20 @@ func newEnv(t *testing.T, boxes ...string) *env {
 	e.connect()
 	s.Store().OnAction(func(address, folder string, uid uint32, _ string) {
 		key := fmt.Sprintf("%s/%d:%d", address, e.uidv[address], uid)
+		// Ask the stream how far it is. While NATS is away keep asking (the
+		// acting mailbox waits, so its own publish cannot slip in between):
+		// an action before its PubAck shows as lastSeq < the event's seq.
 		var last uint64
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		if st, err := e.js.Stream(ctx, "MAIL"); err == nil {
-			last = st.CachedInfo().State.LastSeq
+		deadline := time.Now().Add(60 * time.Second)
+		for time.Now().Before(deadline) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			st, err := e.js.Stream(ctx, "MAIL")
+			cancel()
+			if err == nil {
+				last = st.CachedInfo().State.LastSeq
+				break
+			}
+			time.Sleep(50 * time.Millisecond) // retrying a lookup under a deadline
 		}
 		e.mu.Lock()
 		e.actions = append(e.actions, action{key, last})
