@@ -18,6 +18,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/mailpoller/mailpoller/auth"
 	"github.com/mailpoller/mailpoller/config"
 	"github.com/mailpoller/mailpoller/ews"
@@ -147,6 +149,13 @@ func newRunner(ctx context.Context, opts Options) *runner {
 		opts: opts, log: log, stop: ctx, work: work, cancelWork: cancelWork,
 		tokens: newTokens(log), mon: mon,
 		running: map[string]*running{},
+	}
+	if err := mon.reg.Register(r.tokens); err != nil {
+		// A second Run on the same Monitor: keep the first collector.
+		log.Debug("token metrics already registered", "err", err)
+	}
+	if !opts.Once {
+		go r.summarize(ctx, 5*time.Minute)
 	}
 	if opts.Instance != "" {
 		ls, err := newLeases(ctx, opts.NATS, opts.Instance, opts.LeaseTTL)
@@ -323,6 +332,26 @@ func (r *runner) runLeased(stop, work context.Context, w *worker) error {
 	return nil
 }
 
+// summarize logs one line about all mailboxes every interval.
+func (r *runner) summarize(ctx context.Context, every time.Duration) {
+	for sleep(ctx, every) {
+		var ok, failing, standby int
+		var published int64
+		for _, s := range r.mon.Snapshot() {
+			switch s.State {
+			case StateCaughtUp, StateConnected:
+				ok++
+			case StateStandby:
+				standby++
+			default:
+				failing++
+			}
+			published += s.Published
+		}
+		r.log.Info("summary", "mailboxes_ok", ok, "mailboxes_failing", failing, "mailboxes_standby", standby, "published", published)
+	}
+}
+
 // wait waits for every mailbox goroutine and returns their results in
 // config order.
 func (r *runner) wait() []Result {
@@ -357,14 +386,15 @@ func signature(mb config.Mailbox) string {
 // tokens keeps one auth.Source per app registration, shared by all its
 // mailboxes, so there is one token request per app per token lifetime.
 type tokens struct {
-	mu  sync.Mutex
-	log *slog.Logger
-	m   map[string]*auth.Source
-	ews map[*auth.Source]*ews.Client // one EWS client (and in-flight limit) per app
+	mu    sync.Mutex
+	log   *slog.Logger
+	m     map[string]*auth.Source
+	names map[*auth.Source]string      // account name, for metrics
+	ews   map[*auth.Source]*ews.Client // one EWS client (and in-flight limit) per app
 }
 
 func newTokens(log *slog.Logger) *tokens {
-	return &tokens{log: log, m: map[string]*auth.Source{}, ews: map[*auth.Source]*ews.Client{}}
+	return &tokens{log: log, m: map[string]*auth.Source{}, names: map[*auth.Source]string{}, ews: map[*auth.Source]*ews.Client{}}
 }
 
 // ewsClient returns the app's EWS client, shared by its mailboxes so the
@@ -418,7 +448,39 @@ func (t *tokens) source(a *config.Account, hc *http.Client) (*auth.Source, error
 		return nil, fmt.Errorf("account %s credentials: %w", a.Name, err)
 	}
 	t.m[key] = s
+	t.names[s] = a.Name
+	if exp, ok := s.CertificateExpiry(); ok {
+		if left := time.Until(exp); left < 30*24*time.Hour {
+			t.log.Warn("client certificate expires soon: upload a new one to the app registration", "account", a.Name,
+				"expires", exp.Format(time.DateOnly), "days_left", int(left.Hours()/24))
+		}
+	}
 	return s, nil
+}
+
+// Describe implements prometheus.Collector.
+func (t *tokens) Describe(ch chan<- *prometheus.Desc) {
+	ch <- tokenRequestsDesc
+	ch <- certExpiryDesc
+}
+
+var (
+	tokenRequestsDesc = prometheus.NewDesc("mailpoller_token_requests_total",
+		"Token requests sent to Entra ID per account (one per app per token lifetime when healthy).", []string{"account"}, nil)
+	certExpiryDesc = prometheus.NewDesc("mailpoller_certificate_expiry_timestamp_seconds",
+		"When the account's client certificate expires (alert when it is less than 30 days away).", []string{"account"}, nil)
+)
+
+// Collect implements prometheus.Collector.
+func (t *tokens) Collect(ch chan<- prometheus.Metric) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for s, name := range t.names {
+		ch <- prometheus.MustNewConstMetric(tokenRequestsDesc, prometheus.CounterValue, float64(s.Requests()), name)
+		if exp, ok := s.CertificateExpiry(); ok {
+			ch <- prometheus.MustNewConstMetric(certExpiryDesc, prometheus.GaugeValue, float64(exp.Unix()), name)
+		}
+	}
 }
 
 // sleep waits d or until ctx is done; it reports whether d elapsed.

@@ -266,3 +266,20 @@ func dialHandler(t *testing.T, s *Sim, f func(*imapclient.UnilateralDataMailbox)
 	t.Cleanup(func() { c.Close() })
 	return c
 }
+
+func TestLoadSeed(t *testing.T) {
+	seed, err := LoadSeed("testdata/seed.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Start(context.Background(), seed, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	support, _ := s.Store().Messages("support@contoso.test", "INBOX")
+	billing, _ := s.Store().Messages("billing@contoso.test", "INBOX")
+	if len(support) != 5 || len(billing) == 0 || len(s.Store().Folders("support@contoso.test")) != 2 {
+		t.Fatalf("seeded %d + %d messages, folders %v", len(support), len(billing), s.Store().Folders("support@contoso.test"))
+	}
+}

@@ -86,7 +86,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 		b, _ := json.Marshal(ev)
 		printEvent(stdout, "", b, *asJSON)
 	}
-	code := runPoller(ctx, cfg, log, false, onEvent, nil, stderr)
+	code := runPoller(ctx, cfg, log, pollOptions{onEvent: onEvent}, stderr)
 	fmt.Fprintln(stdout, "\ndemo stopped")
 	return code
 }

@@ -24,6 +24,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	path := fs.String("c", envOr("MAILPOLLER_CONFIG", "mailpoller.yaml"), "config file")
 	once := fs.Bool("once", false, "poll every mailbox once, then exit (non-zero if any mailbox failed)")
+	instance := fs.String("instance", os.Getenv("MAILPOLLER_INSTANCE"), "name of this instance when several share one config and NATS (enables mailbox leases)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -43,7 +44,15 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		defer signal.Stop(hup)
 		go watchReload(ctx, *path, hup, reload, log)
 	}
-	return runPoller(ctx, cfg, log, *once, nil, reload, stderr)
+	return runPoller(ctx, cfg, log, pollOptions{once: *once, instance: *instance, reload: reload}, stderr)
+}
+
+// pollOptions are runPoller's knobs beyond the config.
+type pollOptions struct {
+	once     bool
+	instance string
+	onEvent  func(*publish.Event)
+	reload   <-chan *config.Config
 }
 
 // watchReload reloads the config on each SIGHUP; an invalid config is
@@ -69,7 +78,8 @@ func watchReload(ctx context.Context, path string, hup <-chan os.Signal, out cha
 }
 
 // runPoller connects to NATS and runs the poller until ctx ends (or once).
-func runPoller(ctx context.Context, cfg *config.Config, log *slog.Logger, once bool, onEvent func(*publish.Event), reload <-chan *config.Config, stderr io.Writer) int {
+func runPoller(ctx context.Context, cfg *config.Config, log *slog.Logger, po pollOptions, stderr io.Writer) int {
+	once := po.once
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	nc, err := publish.Connect(cctx, cfg.NATS, log)
 	cancel()
@@ -95,7 +105,8 @@ func runPoller(ctx context.Context, cfg *config.Config, log *slog.Logger, once b
 		defer srv.Close()
 		log.Info("serving /metrics /healthz /readyz /status", "addr", ln.Addr().String())
 	}
-	results := poller.Run(ctx, poller.Options{Config: cfg, NATS: nc, Logger: log, Once: once, OnEvent: onEvent, Monitor: mon, Reload: reload})
+	results := poller.Run(ctx, poller.Options{Config: cfg, NATS: nc, Logger: log, Once: once, OnEvent: po.onEvent,
+		Monitor: mon, Reload: po.reload, Instance: po.instance})
 	failed := 0
 	for _, r := range results {
 		if r.Err != nil {
