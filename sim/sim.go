@@ -66,6 +66,11 @@ type App struct {
 	SecretExpired bool     `yaml:"secret_expired"`
 	Roles         []string `yaml:"roles"`
 	Mailboxes     []string `yaml:"mailboxes"`
+	// Certificate is the PEM certificate uploaded to the app registration;
+	// client assertions signed with its key are accepted (CertificateFile
+	// names a PEM file instead, in seed files).
+	Certificate     []byte `yaml:"-"`
+	CertificateFile string `yaml:"certificate_file"`
 
 	objectID string // the service principal's object id (oid claim)
 }
@@ -183,6 +188,13 @@ func Start(ctx context.Context, seed *Seed, opts *Options) (*Sim, error) {
 	}
 	for i := range seed.Apps {
 		seed.Apps[i].objectID = uuid()
+		if f := seed.Apps[i].CertificateFile; f != "" && seed.Apps[i].Certificate == nil {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				return nil, fmt.Errorf("seed: app %s certificate: %w", seed.Apps[i].ClientID, err)
+			}
+			seed.Apps[i].Certificate = b
+		}
 	}
 	if err := s.load(); err != nil {
 		return nil, err

@@ -195,15 +195,18 @@ func (s *Sim) handleToken(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case r.PostForm.Get("client_assertion") != "":
-		writeTokenError(w, 401, 700027, "invalid_client", "Client assertion failed signature validation.")
-		return
-	case r.PostForm.Get("client_secret") == "":
+		tokenURL := "https://" + r.Host + r.URL.Path
+		if code, text := checkAssertion(app, r.PostForm.Get("client_assertion_type"), r.PostForm.Get("client_assertion"), tokenURL); code != 0 {
+			writeTokenError(w, 401, code, "invalid_client", text)
+			return
+		}
+	case r.PostForm.Get("client_assertion") == "" && r.PostForm.Get("client_secret") == "":
 		writeTokenError(w, 401, 7000218, "invalid_client", "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.")
 		return
-	case r.PostForm.Get("client_secret") != app.Secret:
+	case r.PostForm.Get("client_assertion") == "" && r.PostForm.Get("client_secret") != app.Secret:
 		writeTokenError(w, 401, 7000215, "invalid_client", "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '"+clientID+"'.")
 		return
-	case app.SecretExpired:
+	case r.PostForm.Get("client_assertion") == "" && app.SecretExpired:
 		writeTokenError(w, 401, 7000222, "invalid_client", "The provided client secret keys for app '"+clientID+"' are expired.")
 		return
 	}
