@@ -285,3 +285,50 @@ func TestLargeMail(t *testing.T) {
 		}
 	}
 }
+
+// TestPoisonMessage: the server refuses one message every time; it goes to
+// the dead-letter subject, stays unread, and the mailbox moves on.
+func TestPoisonMessage(t *testing.T) {
+	e := newEnv(t, "support@contoso.test")
+	box := e.boxes[0]
+	var poison uint32
+	for i := 1; i <= 20; i++ {
+		m, _ := e.sim.Store().Deliver(box, "INBOX", sim.Generate(box, i), time.Now())
+		if i == 7 {
+			poison = m.UID
+			continue
+		}
+		e.sent[fmt.Sprintf("%s/%d:%d", box, e.uidv[box], m.UID)] = true
+	}
+	e.sim.RefuseFetch(box, poison)
+	var logs lockedBuffer
+	stop := e.run("", &logs)
+	e.waitAll(60 * time.Second)
+	ctx := context.Background()
+	eventually(t, 30*time.Second, "dead letter published", func() bool {
+		st, err := e.js.Stream(ctx, "MAIL")
+		if err != nil {
+			return false
+		}
+		info, err := st.Info(ctx, jetstream.WithSubjectFilter("mail.inbound.deadletter.>"))
+		return err == nil && len(info.State.Subjects) > 0
+	})
+	stop()
+	e.verify("poison message (FETCH NO every time)", true)
+	msgs, _ := e.sim.Store().Messages(box, "INBOX")
+	for _, m := range msgs {
+		if m.UID == poison && m.Seen() {
+			t.Fatal("the dead-lettered message was marked read")
+		}
+	}
+	st, _ := e.js.Stream(ctx, "MAIL")
+	m, err := st.GetLastMsgForSubject(ctx, "mail.inbound.deadletter.support.support_at_contoso_test")
+	if err != nil {
+		t.Fatalf("no dead letter: %v", err)
+	}
+	var dl publish.DeadLetter
+	json.Unmarshal(m.Data, &dl)
+	if dl.ServerID != fmt.Sprintf("%d:%d", e.uidv[box], poison) || !strings.Contains(dl.Reason, "could not be converted") {
+		t.Fatalf("dead letter = %+v", dl)
+	}
+}

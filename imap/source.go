@@ -352,6 +352,7 @@ func (s *Source) bodies(batch []meta) ([]source.Item, error) {
 		}
 	}
 	got := make(map[uint32][]byte, len(batch))
+	refused := map[uint32]error{}
 	for _, part := range []struct {
 		uids    []uint32
 		section *goimap.FetchItemBodySection
@@ -359,14 +360,23 @@ func (s *Source) bodies(batch []meta) ([]source.Item, error) {
 		if len(part.uids) == 0 {
 			continue
 		}
-		msgs, err := s.c.Fetch(uidSet(part.uids), &goimap.FetchOptions{UID: true, BodySection: []*goimap.FetchItemBodySection{part.section}}).Collect()
+		err := s.fetchInto(got, part.uids, part.section)
+		var ie *goimap.Error
+		if errors.As(err, &ie) && ie.Type == goimap.StatusResponseTypeNo {
+			// The server refuses a message of the batch: fetch one by one so
+			// the others go on and the refused one is dead-lettered.
+			for _, u := range part.uids {
+				if err := s.fetchInto(got, []uint32{u}, part.section); err != nil {
+					if !errors.As(err, &ie) || ie.Type != goimap.StatusResponseTypeNo {
+						return nil, fmt.Errorf("uid fetch %d: %w", u, classify(err))
+					}
+					refused[u] = fmt.Errorf("server refused UID FETCH %d: %s", u, ie.Text)
+				}
+			}
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("uid fetch bodies: %w", classify(err))
-		}
-		for _, m := range msgs {
-			if b := m.FindBodySection(part.section); b != nil {
-				got[uint32(m.UID)] = b
-			}
 		}
 	}
 	items := make([]source.Item, 0, len(batch))
@@ -377,10 +387,13 @@ func (s *Source) bodies(batch []meta) ([]source.Item, error) {
 			Size:     m.size,
 			Received: m.received,
 		}
-		if b, ok := got[m.uid]; ok {
+		switch b, ok := got[m.uid]; {
+		case ok:
 			it.Raw = b
 			it.Truncated = m.size > s.limit()
-		} else {
+		case refused[m.uid] != nil:
+			it.Err = refused[m.uid]
+		default:
 			it.Err = errVanished
 		}
 		items = append(items, it)
@@ -448,6 +461,17 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 	case <-ctx.Done():
 	case <-t.C:
 	}
+}
+
+// fetchInto fetches a section of uids into got.
+func (s *Source) fetchInto(got map[uint32][]byte, uids []uint32, section *goimap.FetchItemBodySection) error {
+	msgs, err := s.c.Fetch(uidSet(uids), &goimap.FetchOptions{UID: true, BodySection: []*goimap.FetchItemBodySection{section}}).Collect()
+	for _, m := range msgs {
+		if b := m.FindBodySection(section); b != nil {
+			got[uint32(m.UID)] = b
+		}
+	}
+	return err
 }
 
 // AfterRead implements source.Source.

@@ -625,6 +625,14 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet goimap.NumSet, options
 		return err
 	}
 	seqs, msgs := s.resolve(f, numSet)
+	if len(options.BodySection) > 0 {
+		for _, m := range msgs {
+			if s.sim.refused(s.user, m.UID) {
+				st.mu.Unlock()
+				return &goimap.Error{Type: goimap.StatusResponseTypeNo, Text: "The requested message could not be converted to an RFC-822 compatible format."}
+			}
+		}
+	}
 	type item struct {
 		seq   uint32
 		m     Message

@@ -154,6 +154,7 @@ type faults struct {
 	throttleMs   map[string]int
 	notConnected map[string]int
 	dropFetch    map[string]int
+	refuse       map[string]map[uint32]bool // mailbox → UIDs whose FETCH gets NO
 	token        []TokenFault
 	tokenDelay   time.Duration
 }
@@ -177,7 +178,7 @@ func Start(ctx context.Context, seed *Seed, opts *Options) (*Sim, error) {
 	s := &Sim{
 		seed: seed, store: NewStore(), key: make([]byte, 32), tokenLifetime: opts.TokenLifetime, logf: opts.Logf,
 		tokenRequests: map[string]int{}, sessions: map[*session]struct{}{},
-		faults: faults{throttle: map[string]int{}, throttleMs: map[string]int{}, notConnected: map[string]int{}, dropFetch: map[string]int{}},
+		faults: faults{throttle: map[string]int{}, throttleMs: map[string]int{}, notConnected: map[string]int{}, dropFetch: map[string]int{}, refuse: map[string]map[uint32]bool{}},
 	}
 	rand.Read(s.key)
 	if s.tokenLifetime <= 0 {
@@ -430,6 +431,24 @@ func (s *Sim) DropFetch(mailbox string, n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.faults.dropFetch[strings.ToLower(mailbox)] += n
+}
+
+// RefuseFetch makes every FETCH that includes uid of mailbox's INBOX fail
+// with NO, as a server does for a message it cannot render.
+func (s *Sim) RefuseFetch(mailbox string, uid uint32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := strings.ToLower(mailbox)
+	if s.faults.refuse[m] == nil {
+		s.faults.refuse[m] = map[uint32]bool{}
+	}
+	s.faults.refuse[m][uid] = true
+}
+
+func (s *Sim) refused(mailbox string, uid uint32) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.faults.refuse[mailbox][uid]
 }
 
 // FailTokens makes the next n token requests answer f.
