@@ -332,3 +332,38 @@ func TestPoisonMessage(t *testing.T) {
 		t.Fatalf("dead letter = %+v", dl)
 	}
 }
+
+// TestSIGTERM: a clean stop lets the batch in flight finish and exits 0;
+// the next run picks up where it stopped.
+func TestSIGTERM(t *testing.T) {
+	e := newEnv(t, "support@contoso.test", "billing@contoso.test")
+	e.deliver(400)
+	cfgPath := filepath.Join(t.TempDir(), "config.yaml")
+	os.WriteFile(cfgPath, []byte(e.yaml("")), 0o600)
+	bin := buildBinary(t)
+	var logs lockedBuffer
+	cmd := exec.Command(bin, "run", "-c", cfgPath)
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, "first 100 events", func() bool { return e.streamCount() >= 100 })
+	cmd.Process.Signal(syscall.SIGTERM)
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, tail(logs.String()))
+		}
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("mailpoller did not exit within 20s of SIGTERM")
+	}
+	once := exec.Command(bin, "run", "-c", cfgPath, "--once")
+	once.Stdout, once.Stderr = &logs, &logs
+	if err := once.Run(); err != nil {
+		t.Fatalf("run --once after SIGTERM: %v", err)
+	}
+	e.verify("SIGTERM mid-run, then --once", true)
+}

@@ -205,15 +205,22 @@ func (r *runner) apply(cfg *config.Config) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	n := 0
 	for _, k := range order {
 		if _, ok := r.running[k]; !ok {
-			r.running[k] = r.start(want[k])
+			r.running[k] = r.start(want[k], time.Duration(n)*staggerStep)
+			n++
 		}
 	}
 }
 
-// start launches one mailbox goroutine. Called with r.mu held.
-func (r *runner) start(mb config.Mailbox) *running {
+// staggerStep spaces the first connection of each mailbox, so a thousand
+// mailboxes do not log in to Exchange in the same second.
+const staggerStep = 10 * time.Millisecond
+
+// start launches one mailbox goroutine, whose first connection waits
+// delay. Called with r.mu held.
+func (r *runner) start(mb config.Mailbox, delay time.Duration) *running {
 	stop, cancel := context.WithCancel(r.stop)
 	work, cancelWork := context.WithCancel(r.work)
 	go func() { // a stopped mailbox gets the grace period, then its work ends
@@ -244,6 +251,10 @@ func (r *runner) start(mb config.Mailbox) *running {
 				h.result = Result{Mailbox: mb, Published: w.published, Err: fmt.Errorf("panic: %v", p)}
 			}
 		}()
+		if !sleep(stop, delay) {
+			h.result = Result{Mailbox: mb}
+			return
+		}
 		var err error
 		if r.leases == nil {
 			_, err = w.run(work)
