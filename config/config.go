@@ -81,6 +81,7 @@ type Options struct {
 	StartFrom       *string   `yaml:"start_from"`        // unread | all | now; default unread
 	AfterRead       *string   `yaml:"after_read"`        // mark_read | move | delete | none; default mark_read
 	MoveTo          *string   `yaml:"move_to"`           // folder for after_read: move
+	Quarantine      *string   `yaml:"quarantine"`        // folder for dead-lettered mail; "" leaves it in place
 	MaxMessageBytes *ByteSize `yaml:"max_message_bytes"` // default 50MiB
 }
 
@@ -127,6 +128,7 @@ type Mailbox struct {
 	StartFrom       string
 	AfterRead       string
 	MoveTo          string
+	Quarantine      string
 	MaxMessageBytes int64
 }
 

@@ -81,6 +81,7 @@ func builtinOptions() Options {
 		StartFrom:       ptr(DefaultStartFrom),
 		AfterRead:       ptr(DefaultAfterRead),
 		MoveTo:          ptr(""),
+		Quarantine:      ptr(""),
 		MaxMessageBytes: ptr(ByteSize(DefaultMaxMessageBytes)),
 	}
 }
@@ -101,6 +102,9 @@ func (o Options) merge(over Options) Options {
 	}
 	if over.MoveTo != nil {
 		o.MoveTo = over.MoveTo
+	}
+	if over.Quarantine != nil {
+		o.Quarantine = over.Quarantine
 	}
 	if over.MaxMessageBytes != nil {
 		o.MaxMessageBytes = over.MaxMessageBytes
@@ -136,6 +140,7 @@ func resolved(a *Account, address string, o Options) Mailbox {
 		StartFrom:       *o.StartFrom,
 		AfterRead:       *o.AfterRead,
 		MoveTo:          *o.MoveTo,
+		Quarantine:      *o.Quarantine,
 		MaxMessageBytes: int64(*o.MaxMessageBytes),
 	}
 }

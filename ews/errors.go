@@ -50,6 +50,9 @@ func (e *ResponseError) Is(target error) bool {
 	if target == source.ErrPermanent {
 		return e.permanent()
 	}
+	if target == source.ErrVanished {
+		return e.Code == "ErrorItemNotFound"
+	}
 	t, ok := target.(*ResponseError)
 	return ok && t.Code != "" && t.Code == e.Code
 }

@@ -367,3 +367,33 @@ func TestSIGTERM(t *testing.T) {
 	}
 	e.verify("SIGTERM mid-run, then --once", true)
 }
+
+// TestQuarantine: with quarantine set, the poison message is moved aside.
+func TestQuarantine(t *testing.T) {
+	e := newEnv(t, "support@contoso.test")
+	box := e.boxes[0]
+	var poison uint32
+	for i := 1; i <= 5; i++ {
+		m, _ := e.sim.Store().Deliver(box, "INBOX", sim.Generate(box, i), time.Now())
+		if i == 3 {
+			poison = m.UID
+			continue
+		}
+		e.sent[fmt.Sprintf("%s/%d:%d", box, e.uidv[box], m.UID)] = true
+	}
+	e.sim.RefuseFetch(box, poison)
+	var logs lockedBuffer
+	stop := e.run("    quarantine: Unreadable\n", &logs)
+	e.waitAll(60 * time.Second)
+	eventually(t, 30*time.Second, "poison moved to Unreadable", func() bool {
+		q, err := e.sim.Store().Messages(box, "Unreadable")
+		return err == nil && len(q) == 1
+	})
+	stop()
+	inbox, _ := e.sim.Store().Messages(box, "INBOX")
+	for _, m := range inbox {
+		if m.UID == poison {
+			t.Fatal("the poison message is still in INBOX")
+		}
+	}
+}

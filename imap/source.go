@@ -57,7 +57,7 @@ const (
 
 // errVanished marks a UID that the server did not return in a FETCH (the
 // message was expunged between SEARCH and FETCH, or the server refused it).
-var errVanished = errors.New("server returned no data for this message")
+var errVanished = fmt.Errorf("server returned no data for this message: %w", source.ErrVanished)
 
 // Source reads one IMAP folder. It is not safe for concurrent use.
 type Source struct {

@@ -241,6 +241,7 @@ func (w *worker) handle(ctx context.Context, src source.Source, b source.Batch) 
 		return errStopping
 	}
 	done := make([]source.Item, 0, len(b.Items))
+	var dead []source.Item
 	w.setBacklog(b.Items)
 	for i, it := range b.Items {
 		ok, err := w.publishItem(ctx, it)
@@ -249,11 +250,20 @@ func (w *worker) handle(ctx context.Context, src source.Source, b source.Batch) 
 		}
 		if ok {
 			done = append(done, it)
+		} else if !errors.Is(it.Err, source.ErrVanished) {
+			dead = append(dead, it)
 		}
 		w.setBacklog(b.Items[i+1:])
 	}
 	if err := src.AfterRead(ctx, done); err != nil {
 		return err
+	}
+	if q, ok := src.(source.Quarantiner); ok && w.mb.Quarantine != "" && len(dead) > 0 {
+		if err := q.Quarantine(ctx, dead, w.mb.Quarantine); err != nil {
+			w.log.Warn("could not move dead-lettered mail to quarantine; it stays in place", "folder", w.mb.Quarantine, "err", err)
+		} else {
+			w.log.Info("dead-lettered mail moved to quarantine", "folder", w.mb.Quarantine, "messages", len(dead))
+		}
 	}
 	if b.State == nil {
 		return nil

@@ -69,6 +69,10 @@ type Item struct {
 // reports the fix instead of retrying at once. Wrap it with fmt.Errorf("%w").
 var ErrPermanent = errors.New("permanent")
 
+// ErrVanished marks an Item the server no longer has (expunged or moved
+// between listing and fetching). It cannot be acted on.
+var ErrVanished = errors.New("the message is gone from the server")
+
 // ErrReconnect asks the poller to close the source and open a new one at
 // once, without counting a failure (for example, the access token the
 // connection authenticated with is about to expire).
@@ -97,3 +101,10 @@ type permanent struct{ err error }
 
 func (p permanent) Error() string   { return p.err.Error() }
 func (p permanent) Unwrap() []error { return []error{p.err, ErrPermanent} }
+
+// Quarantiner is implemented by sources that can move messages aside on
+// the server (the quarantine option): the poller calls it for messages it
+// sent to the dead-letter subject.
+type Quarantiner interface {
+	Quarantine(ctx context.Context, items []Item, folder string) error
+}

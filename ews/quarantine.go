@@ -1,0 +1,34 @@
+package ews
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/mailpoller/mailpoller/source"
+)
+
+// Quarantine implements source.Quarantiner: it moves items to the folder
+// with that display name (which must exist).
+func (s *Source) Quarantine(ctx context.Context, items []source.Item, folder string) error {
+	ids := make([]ItemID, 0, len(items))
+	for _, it := range items {
+		if it.ServerID != "" {
+			ids = append(ids, ItemID{ID: it.ServerID})
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	to, err := s.c.FindFolder(ctx, s.opts.Mailbox, folder)
+	if err != nil {
+		return fmt.Errorf("quarantine folder %s: %w", folder, err)
+	}
+	err = s.retryBusy(ctx, func() error {
+		_, err := s.c.MoveItems(ctx, s.opts.Mailbox, ids, to)
+		return err
+	})
+	if err = dropNotFound(err); err != nil {
+		return fmt.Errorf("move to quarantine %s: %w", folder, err)
+	}
+	return nil
+}
