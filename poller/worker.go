@@ -9,6 +9,9 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/mailpoller/mailpoller/config"
 	"github.com/mailpoller/mailpoller/ews"
 	"github.com/mailpoller/mailpoller/imap"
@@ -240,20 +243,20 @@ func (w *worker) handle(ctx context.Context, src source.Source, b source.Batch) 
 	if w.stop.Err() != nil {
 		return errStopping
 	}
+	w.setBacklog(b.Items)
+	published, err := w.publishBatch(ctx, b.Items)
+	if err != nil {
+		return err
+	}
 	done := make([]source.Item, 0, len(b.Items))
 	var dead []source.Item
-	w.setBacklog(b.Items)
 	for i, it := range b.Items {
-		ok, err := w.publishItem(ctx, it)
-		if err != nil {
-			return err
-		}
-		if ok {
+		switch {
+		case published[i]:
 			done = append(done, it)
-		} else if !errors.Is(it.Err, source.ErrVanished) {
+		case !errors.Is(it.Err, source.ErrVanished):
 			dead = append(dead, it)
 		}
-		w.setBacklog(b.Items[i+1:])
 	}
 	if err := src.AfterRead(ctx, done); err != nil {
 		return err
@@ -268,7 +271,7 @@ func (w *worker) handle(ctx context.Context, src source.Source, b source.Batch) 
 	if b.State == nil {
 		return nil
 	}
-	err := w.retryNATS(ctx, "save checkpoint", func() error { return w.nats.SaveState(ctx, w.stateKey(), b.State) })
+	err = w.retryNATS(ctx, "save checkpoint", func() error { return w.nats.SaveState(ctx, w.stateKey(), b.State) })
 	if err == nil {
 		w.checkpoint = b.State
 	}
@@ -303,48 +306,88 @@ func (w *worker) origin(it source.Item) publish.Origin {
 	}
 }
 
-// publishItem turns one item into an event (or a dead letter) and waits
-// for its PubAck. ok reports whether the item became an event, so the
-// after-read action applies to it; dead letters stay untouched on the server.
-func (w *worker) publishItem(ctx context.Context, it source.Item) (ok bool, err error) {
-	o := w.origin(it)
-	log := w.log.With("server_id", it.ServerID)
-	if it.Err != nil {
-		return false, w.deadLetter(ctx, o, it, nil, it.Err.Error())
+// publishBatch turns every item into an event (or a dead letter) and
+// returns once JetStream has acknowledged each event, reporting which items
+// became events. Events are sent without waiting, in order, so a batch
+// costs about one round trip, not one per message; any send that fails is
+// repeated synchronously (same Nats-Msg-Id) until it is acknowledged.
+func (w *worker) publishBatch(ctx context.Context, items []source.Item) ([]bool, error) {
+	type pending struct {
+		i       int
+		ev      *publish.Event
+		msg     *nats.Msg
+		fut     jetstream.PubAckFuture
+		start   time.Time
+		subject string
 	}
-	m := message.Parse(it.Raw, nil)
-	if it.Truncated {
-		m.Size = it.Size
-		m.Problems = append(m.Problems, message.Problem{Code: "too_large",
-			Detail: fmt.Sprintf("message is %d bytes, over max_message_bytes %d: only its header was read", it.Size, w.mb.MaxMessageBytes)})
-	}
-	ev := publish.NewEvent(o, m, it.Received)
-	subject := publish.Subject(w.nats.Prefix(), o.Account, o.Mailbox)
-	start := time.Now()
-	var tooLarge error
-	err = w.retryNATS(ctx, "publish", func() error {
-		_, err := w.nats.Publish(ctx, subject, ev, it.Raw)
-		if errors.Is(err, publish.ErrTooLarge) {
-			tooLarge = err
-			return nil
+	published := make([]bool, len(items))
+	var ps []pending
+	for i, it := range items {
+		o := w.origin(it)
+		if it.Err != nil {
+			if err := w.deadLetter(ctx, o, it, nil, it.Err.Error()); err != nil {
+				return nil, err
+			}
+			continue
 		}
-		return err
-	})
-	if err != nil {
-		return false, err
+		m := message.Parse(it.Raw, nil)
+		if it.Truncated {
+			m.Size = it.Size
+			m.Problems = append(m.Problems, message.Problem{Code: message.ProblemTooLarge,
+				Detail: fmt.Sprintf("message is %d bytes, over max_message_bytes %d: only its header was read", it.Size, w.mb.MaxMessageBytes)})
+		}
+		p := pending{i: i, ev: publish.NewEvent(o, m, it.Received), start: time.Now(), subject: publish.Subject(w.nats.Prefix(), o.Account, o.Mailbox)}
+		var tooLarge error
+		err := w.retryNATS(ctx, "store blobs", func() error {
+			var err error
+			p.msg, err = w.nats.Prepare(ctx, p.subject, p.ev, it.Raw)
+			if errors.Is(err, publish.ErrTooLarge) {
+				tooLarge, err = err, nil
+			}
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		if tooLarge != nil {
+			if err := w.deadLetter(ctx, o, it, p.ev.Data.Raw, tooLarge.Error()); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		p.fut, _ = w.nats.PublishAsync(p.msg) // nil future: sent synchronously below
+		ps = append(ps, p)
 	}
-	if tooLarge != nil {
-		return false, w.deadLetter(ctx, o, it, ev.Data.Raw, tooLarge.Error())
+	for _, p := range ps {
+		acked := false
+		if p.fut != nil {
+			select {
+			case <-p.fut.Ok():
+				acked = true
+			case <-p.fut.Err():
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		if !acked {
+			again := &nats.Msg{Subject: p.msg.Subject, Header: p.msg.Header, Data: p.msg.Data}
+			if err := w.retryNATS(ctx, "publish", func() error { _, err := w.nats.PublishMsg(ctx, again); return err }); err != nil {
+				return nil, err
+			}
+		}
+		it := items[p.i]
+		published[p.i] = true
+		w.mon.metrics.publishDur.WithLabelValues(p.ev.Data.Account).Observe(time.Since(p.start).Seconds())
+		w.mon.metrics.published.WithLabelValues(p.ev.Data.Account, p.ev.Data.Mailbox).Inc()
+		w.mon.metrics.bytes.WithLabelValues(p.ev.Data.Account, p.ev.Data.Mailbox).Add(float64(len(it.Raw)))
+		w.log.Debug("event published", "uid", it.UID, "server_id", it.ServerID, "message_id", p.ev.Data.MessageID, "event_id", p.ev.ID, "subject", p.subject)
+		w.published++
+		w.setBacklog(items[p.i+1:])
+		if w.notify != nil {
+			w.notify(p.ev)
+		}
 	}
-	w.mon.metrics.publishDur.WithLabelValues(o.Account).Observe(time.Since(start).Seconds())
-	w.mon.metrics.published.WithLabelValues(o.Account, o.Mailbox).Inc()
-	w.mon.metrics.bytes.WithLabelValues(o.Account, o.Mailbox).Add(float64(len(it.Raw)))
-	log.Debug("event published", "uid", it.UID, "message_id", m.MessageID, "event_id", ev.ID, "subject", subject)
-	w.published++
-	if w.notify != nil {
-		w.notify(ev)
-	}
-	return true, nil
+	return published, nil
 }
 
 func (w *worker) deadLetter(ctx context.Context, o publish.Origin, it source.Item, raw *message.Blob, reason string) error {

@@ -31,6 +31,17 @@ var ErrTooLarge = errors.New("event does not fit the NATS max payload")
 // ev.ID and waits for the PubAck. A nil error means JetStream has the event
 // (ack.Duplicate is true when it had it already).
 func (c *Conn) Publish(ctx context.Context, subject string, ev *Event, raw []byte) (*jetstream.PubAck, error) {
+	msg, err := c.Prepare(ctx, subject, ev, raw)
+	if err != nil {
+		return nil, err
+	}
+	return c.PublishMsg(ctx, msg)
+}
+
+// Prepare does Publish's first half: it stores the raw message and large
+// parts in the object store and returns the event's NATS message, with
+// Nats-Msg-Id set, sized to fit the server's max payload.
+func (c *Conn) Prepare(ctx context.Context, subject string, ev *Event, raw []byte) (*nats.Msg, error) {
 	if raw != nil {
 		b, err := c.PutBlob(ctx, raw)
 		if err != nil {
@@ -61,7 +72,20 @@ func (c *Conn) Publish(ctx context.Context, subject string, ev *Event, raw []byt
 	msg.Data = payload
 	msg.Header.Set(jetstream.MsgIDHeader, ev.ID)
 	msg.Header.Set("Content-Type", "application/cloudevents+json")
-	ack, err := c.js.PublishMsg(ctx, msg, jetstream.WithMsgID(ev.ID))
+	return msg, nil
+}
+
+// PublishAsync sends a prepared message without waiting; the future
+// resolves with the PubAck. Sends keep their order.
+func (c *Conn) PublishAsync(msg *nats.Msg) (jetstream.PubAckFuture, error) {
+	return c.js.PublishMsgAsync(msg)
+}
+
+// PublishMsg sends a prepared message and waits for its PubAck, recreating
+// the stream first if it has gone missing.
+func (c *Conn) PublishMsg(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck, error) {
+	subject := msg.Subject
+	ack, err := c.js.PublishMsg(ctx, msg)
 	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
 		// The stream is gone (deleted by an operator, or a new cluster):
 		// make it again, then let the caller retry.
