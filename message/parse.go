@@ -17,6 +17,7 @@ import (
 	gomessage "github.com/emersion/go-message"
 	_ "github.com/emersion/go-message/charset" // windows-125x, ISO-8859-x, ISO-2022-JP, GB18030, Shift_JIS, KOI8-R, ...
 	gomail "github.com/emersion/go-message/mail"
+	"golang.org/x/text/encoding/charmap"
 )
 
 // Problem codes. Each names one thing Parse could not read cleanly; the
@@ -125,7 +126,7 @@ func looksLikeHeader(raw []byte) bool {
 func (p *parser) parse(raw []byte) {
 	if len(raw) == 0 || !looksLikeHeader(raw) {
 		p.problem("", ProblemNotMIME, "no RFC 5322 header")
-		p.m.Text = p.utf8("", string(raw))
+		p.m.Text = strings.ReplaceAll(p.utf8("", string(raw)), "\r\n", "\n")
 		return
 	}
 	if bytes.HasPrefix(raw, []byte("From ")) { // mbox separator line
@@ -177,8 +178,22 @@ var wordDecoder = &mime.WordDecoder{CharsetReader: func(charset string, input io
 	return gomessage.CharsetReader(charset, input)
 }}
 
+// latin1 turns raw 8-bit header bytes (not allowed, but common) into UTF-8,
+// reading them as windows-1252, and records the problem.
+func (p *parser) latin1(name, v string) string {
+	if utf8.ValidString(v) {
+		return v
+	}
+	p.problem("", ProblemBadCharset, name+": raw 8-bit bytes read as windows-1252")
+	if s, err := charmap.Windows1252.NewDecoder().String(v); err == nil {
+		return s
+	}
+	return strings.ToValidUTF8(v, "\uFFFD")
+}
+
 // decodeHeader decodes RFC 2047 words; undecodable values are kept raw.
 func (p *parser) decodeHeader(name, v string) string {
+	v = p.latin1(name, v)
 	d, err := wordDecoder.DecodeHeader(v)
 	if err != nil {
 		p.problem("", ProblemBadHeader, name+": "+err.Error())
@@ -269,6 +284,11 @@ func (p *parser) addresses(h gomessage.Header, key string) []Address {
 	v := h.Get(key)
 	if strings.TrimSpace(v) == "" {
 		return nil
+	}
+	if !utf8.ValidString(v) {
+		h = gomessage.Header{}
+		h.Set(key, p.latin1(key, v))
+		v = h.Get(key)
 	}
 	mh := gomail.Header{Header: h}
 	if list, err := mh.AddressList(key); err == nil {

@@ -94,12 +94,14 @@ accounts:
 func corpus(t *testing.T) map[string][]byte {
 	t.Helper()
 	out := map[string][]byte{}
-	files, _ := filepath.Glob("../testdata/mail/*.eml")
+	files, _ := filepath.Glob("../testdata/corpus/*.eml")
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Servers store and return CRLF line endings (IMAP's wire format).
+		b = bytes.ReplaceAll(bytes.ReplaceAll(b, []byte("\r\n"), []byte("\n")), []byte("\n"), []byte("\r\n"))
 		out[filepath.Base(f)] = b
 	}
 	for i := 1; len(out) < 45; i++ {
