@@ -211,9 +211,9 @@ func (p *parser) header(h gomessage.Header) {
 	}
 	p.m.Subject = p.decodeHeader("Subject", unfold(h.Get("Subject")))
 	if id, err := mh.MessageID(); err == nil {
-		p.m.MessageID = id
+		p.m.MessageID = p.latin1("Message-Id", id)
 	} else if v := strings.TrimSpace(h.Get("Message-Id")); v != "" {
-		p.m.MessageID = strings.Trim(v, "<> ")
+		p.m.MessageID = p.latin1("Message-Id", strings.Trim(v, "<> "))
 	}
 	p.m.InReplyTo = p.msgIDs(mh, "In-Reply-To")
 	p.m.References = p.msgIDs(mh, "References")
@@ -244,14 +244,18 @@ func (p *parser) msgIDs(mh gomail.Header, key string) []string {
 	if v == "" {
 		return nil
 	}
+	var out []string
 	if ids, err := mh.MsgIDList(key); err == nil {
-		return ids
-	}
-	var out []string // lenient: anything between < and >
-	for _, f := range strings.Fields(v) {
-		if id := strings.Trim(f, "<>,"); id != "" {
-			out = append(out, id)
+		out = ids
+	} else {
+		for _, f := range strings.Fields(v) { // lenient: anything between < and >
+			if id := strings.Trim(f, "<>,"); id != "" {
+				out = append(out, id)
+			}
 		}
+	}
+	for i := range out {
+		out[i] = p.latin1(key, out[i])
 	}
 	return out
 }
