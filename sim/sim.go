@@ -155,6 +155,8 @@ type faults struct {
 	notConnected map[string]int
 	dropFetch    map[string]int
 	refuse       map[string]map[uint32]bool // mailbox → UIDs whose FETCH gets NO
+	ewsBusy      map[string]int             // mailbox → EWS requests to answer ErrorServerBusy
+	ewsBusyMs    map[string]int
 	token        []TokenFault
 	tokenDelay   time.Duration
 }
@@ -178,7 +180,7 @@ func Start(ctx context.Context, seed *Seed, opts *Options) (*Sim, error) {
 	s := &Sim{
 		seed: seed, store: NewStore(), key: make([]byte, 32), tokenLifetime: opts.TokenLifetime, logf: opts.Logf,
 		tokenRequests: map[string]int{}, sessions: map[*session]struct{}{},
-		faults: faults{throttle: map[string]int{}, throttleMs: map[string]int{}, notConnected: map[string]int{}, dropFetch: map[string]int{}, refuse: map[string]map[uint32]bool{}},
+		faults: faults{throttle: map[string]int{}, throttleMs: map[string]int{}, notConnected: map[string]int{}, dropFetch: map[string]int{}, refuse: map[string]map[uint32]bool{}, ewsBusy: map[string]int{}, ewsBusyMs: map[string]int{}},
 	}
 	rand.Read(s.key)
 	if s.tokenLifetime <= 0 {
@@ -235,6 +237,8 @@ func Start(ctx context.Context, seed *Seed, opts *Options) (*Sim, error) {
 	s.mux.HandleFunc("POST /{tenant}/oauth2/v2.0/token", s.handleToken)
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	s.control(s.mux)
+	s.mux.HandleFunc("POST /{path...}", s.handleEWS)
+	s.ews = "https://" + s.httpLn.Addr().String() + ewsPath
 	s.httpSrv = &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: nil}
 	go s.httpSrv.Serve(s.httpLn)
 	go func() {

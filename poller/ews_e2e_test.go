@@ -1,0 +1,92 @@
+package poller
+
+import (
+	"encoding/json"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/mailpoller/mailpoller/publish"
+)
+
+// TestEWSEndToEnd polls the primary and an additional mailbox over EWS
+// (SyncFolderItems, GetItem with MIME, UpdateItem) on the simulator, with
+// throttling injected, and checks the events carry the same data as the
+// IMAP events of the same messages.
+func TestEWSEndToEnd(t *testing.T) {
+	env := newSimEnv(t)
+	mail := corpus(t)
+	names := make([]string, 0, len(mail))
+	for n := range mail {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	byItemID := map[string][]byte{}
+	for i, n := range names {
+		m, err := env.sim.Store().Deliver(env.boxes[i%2], "INBOX", mail[n], time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		byItemID[m.ItemID] = mail[n]
+	}
+	// The IMAP view of the same messages, read without touching them.
+	imapNC := newNATS(t)
+	if res := runOnce(t, env.config(t, "imap", "    after_read: none\n"), imapNC, debugLogger(&syncBuffer{})); res[0].Err != nil || res[1].Err != nil {
+		t.Fatalf("imap run: %v %v", res[0].Err, res[1].Err)
+	}
+	imapEvents := map[string]publish.Event{} // by raw blob key (sha256 of the message)
+	for _, ev := range events(t, imapNC) {
+		imapEvents[ev.Data.Raw.Key] = ev
+	}
+
+	env.sim.EWSBusy(env.boxes[0], 2, 200*time.Millisecond)
+	cfg := env.config(t, "ews", "")
+	nc := newNATS(t)
+	var logs syncBuffer
+	res := runOnce(t, cfg, nc, debugLogger(&logs))
+	for _, r := range res {
+		if r.Err != nil {
+			t.Fatalf("%s: %v", r.Mailbox.Address, r.Err)
+		}
+	}
+	evs := events(t, nc)
+	if len(evs) != len(names) {
+		t.Fatalf("%d EWS events, want %d", len(evs), len(names))
+	}
+	for _, ev := range evs {
+		raw, ok := byItemID[ev.Data.ServerID]
+		if !ok {
+			t.Fatalf("event for unknown item %s", ev.Data.ServerID)
+		}
+		checkEvent(t, ev, raw)
+		if ev.Data.Protocol != "ews" {
+			t.Errorf("protocol %q", ev.Data.Protocol)
+		}
+		im, ok := imapEvents[ev.Data.Raw.Key]
+		if !ok {
+			t.Fatalf("no IMAP event for the message of %s", ev.ID)
+		}
+		a, b := ev.Data, im.Data
+		a.Protocol, a.ServerID, b.Protocol, b.ServerID = "", "", "", ""
+		ja, _ := json.Marshal(a)
+		jb, _ := json.Marshal(b)
+		if string(ja) != string(jb) {
+			t.Errorf("EWS and IMAP data differ for %s:\n%s\n%s", ev.Data.Subject, ja, jb)
+		}
+	}
+	for _, box := range env.boxes[:2] {
+		msgs, _ := env.sim.Store().Messages(box, "INBOX")
+		for _, m := range msgs {
+			if !m.Seen() {
+				t.Errorf("%s item %s not marked read", box, m.ItemID)
+			}
+		}
+	}
+	res = runOnce(t, cfg, nc, debugLogger(&logs))
+	for _, r := range res {
+		if r.Err != nil || r.Published != 0 {
+			t.Fatalf("second run: %s published %d, err %v", r.Mailbox.Address, r.Published, r.Err)
+		}
+	}
+	assertNoSecrets(t, logs.String(), env)
+}
