@@ -18,6 +18,7 @@ func demoEnv() map[string]string {
 		"MAILPOLLER_DEMO_AUTHORITY": "http://127.0.0.1:40001",
 		"MAILPOLLER_DEMO_IMAP":      "127.0.0.1:40002",
 		"MAILPOLLER_DEMO_CA":        "testdata/ca.pem",
+		"MAILPOLLER_DEMO_EWS":       "https://127.0.0.1:40001/EWS/Exchange.asmx",
 	}
 }
 
@@ -69,7 +70,7 @@ func TestDemoLoads(t *testing.T) {
 			t.Errorf("%s: poll %v start %s, want 2s all", m.Address, m.PollInterval, m.StartFrom)
 		}
 	}
-	if want := []string{"support@contoso.test", "billing@contoso.test", "hr@contoso.test"}; !reflect.DeepEqual(addrs, want) {
+	if want := []string{"support@contoso.test", "billing@contoso.test", "hr@contoso.test", "sales@contoso.test"}; !reflect.DeepEqual(addrs, want) {
 		t.Errorf("demo mailboxes = %v, want %v", addrs, want)
 	}
 	env := demoEnv()
@@ -79,7 +80,7 @@ func TestDemoLoads(t *testing.T) {
 	}
 	// Without the demo command's variables the errors name them.
 	text := problems(t, data, nil).Error()
-	for _, v := range []string{"MAILPOLLER_DEMO_AUTHORITY", "MAILPOLLER_DEMO_IMAP", "MAILPOLLER_DEMO_CA"} {
+	for _, v := range []string{"MAILPOLLER_DEMO_AUTHORITY", "MAILPOLLER_DEMO_IMAP", "MAILPOLLER_DEMO_CA", "MAILPOLLER_DEMO_EWS"} {
 		if !strings.Contains(text, v) {
 			t.Errorf("errors do not name %s:\n%s", v, text)
 		}

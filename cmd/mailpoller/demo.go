@@ -29,7 +29,7 @@ const (
 	demoSecret = "demo-secret"
 )
 
-var demoMailboxes = []string{"support@contoso.test", "billing@contoso.test", "hr@contoso.test"}
+var demoMailboxes = []string{"support@contoso.test", "billing@contoso.test", "hr@contoso.test", "sales@contoso.test"}
 
 func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
@@ -65,6 +65,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	os.Setenv("MAILPOLLER_DEMO_AUTHORITY", ep.Authority)
 	os.Setenv("MAILPOLLER_DEMO_IMAP", ep.IMAP)
 	os.Setenv("MAILPOLLER_DEMO_CA", ep.CAFile)
+	os.Setenv("MAILPOLLER_DEMO_EWS", ep.EWS)
 	cfg, err := config.Load(*cfgPath)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -77,7 +78,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 		logOut = stderr
 	}
 	log := newLogger(cfg.Log, logOut)
-	fmt.Fprintf(stdout, "simulator: token endpoint %s, IMAP %s\n", ep.Authority, ep.IMAP)
+	fmt.Fprintf(stdout, "simulator: token endpoint %s, IMAP %s, EWS %s\n", ep.Authority, ep.IMAP, ep.EWS)
 	fmt.Fprintf(stdout, "polling %d mailboxes every %s; new mail arrives every few seconds. Ctrl-C to stop.\n\n",
 		len(cfg.Mailboxes()), cfg.Mailboxes()[0].PollInterval)
 
@@ -99,7 +100,7 @@ func demoSeed() *sim.Seed {
 			Roles: []string{"IMAP.AccessAsApp", "full_access_as_app"}, Mailboxes: []string{"*"},
 		}},
 		Mailboxes: []sim.MailboxSeed{
-			{Address: demoMailboxes[0]}, {Address: demoMailboxes[1]}, {Address: demoMailboxes[2]},
+			{Address: demoMailboxes[0]}, {Address: demoMailboxes[1]}, {Address: demoMailboxes[2]}, {Address: demoMailboxes[3]},
 		},
 	}
 }
