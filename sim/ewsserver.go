@@ -6,7 +6,9 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
+	"net/mail"
 	"slices"
 	"strconv"
 	"strings"
@@ -191,6 +193,8 @@ func (s *Sim) handleEWS(w http.ResponseWriter, r *http.Request) {
 		msgs = s.ewsSync(mailbox, op)
 	case "GetItem":
 		msgs = s.ewsGetItem(mailbox, op)
+	case "FindItem":
+		msgs = s.ewsFindItem(mailbox, op)
 	case "UpdateItem":
 		msgs = s.ewsUpdate(mailbox, op)
 	case "MoveItem":
@@ -253,7 +257,7 @@ func displayName(f *folder) string {
 
 func folderXML(f *folder) string {
 	fi := f.infoLocked()
-	return fmt.Sprintf(`<t:Folder><t:FolderId Id="%s" ChangeKey="AQAAAA"/><t:DisplayName>%s</t:DisplayName><t:TotalCount>%d</t:TotalCount>`+
+	return fmt.Sprintf(`<t:Folder><t:FolderId Id="%s" ChangeKey="AQAAAA"/><t:ParentFolderId Id="msgfolderroot" ChangeKey="AQAAAA"/><t:FolderClass>IPF.Note</t:FolderClass><t:DisplayName>%s</t:DisplayName><t:TotalCount>%d</t:TotalCount>`+
 		`<t:ChildFolderCount>0</t:ChildFolderCount><t:UnreadCount>%d</t:UnreadCount></t:Folder>`, f.id, esc(displayName(f)), fi.Total, fi.Unread)
 }
 
@@ -263,8 +267,11 @@ func (s *Sim) ewsGetFolder(mailbox string, op *xnode) []string {
 	var out []string
 	for _, id := range op.child("FolderIds").kids {
 		wrap := &xnode{kids: []*xnode{id}}
-		if strings.EqualFold(id.attrs["Id"], "msgfolderroot") {
-			out = append(out, okMsg("GetFolder", `<m:Folders><t:Folder><t:FolderId Id="root" ChangeKey="AQAAAA"/><t:DisplayName>Top of Information Store</t:DisplayName></t:Folder></m:Folders>`))
+		switch id := strings.ToLower(id.attrs["Id"]); id {
+		case "root", "msgfolderroot":
+			out = append(out, okMsg("GetFolder", fmt.Sprintf(`<m:Folders><t:Folder><t:FolderId Id="%s" ChangeKey="AQAAAA"/><t:FolderClass>IPF.Note</t:FolderClass>`+
+				`<t:DisplayName>%s</t:DisplayName><t:TotalCount>0</t:TotalCount><t:ChildFolderCount>%d</t:ChildFolderCount><t:UnreadCount>0</t:UnreadCount></t:Folder></m:Folders>`,
+				id, map[string]string{"root": "Root", "msgfolderroot": "Top of Information Store"}[id], len(s.store.boxes[mailbox].folders))))
 			continue
 		}
 		f := s.ewsFolder(mailbox, wrap)
@@ -363,8 +370,11 @@ func (s *Sim) ewsGetItem(mailbox string, op *xnode) []string {
 	}
 	headers := false
 	for _, f := range op.all("FieldURI") {
-		if f.attrs["FieldURI"] == "item:InternetMessageHeaders" {
+		switch f.attrs["FieldURI"] {
+		case "item:InternetMessageHeaders":
 			headers = true
+		case "item:MimeContent":
+			mime = true
 		}
 	}
 	var out []string
@@ -379,8 +389,7 @@ func (s *Sim) ewsGetItem(mailbox string, op *xnode) []string {
 		if mime {
 			fmt.Fprintf(&b, `<t:MimeContent CharacterSet="UTF-8">%s</t:MimeContent>`, base64.StdEncoding.EncodeToString(m.Raw))
 		}
-		fmt.Fprintf(&b, `<t:ItemId Id="%s" ChangeKey="CQAAAA"/><t:DateTimeReceived>%s</t:DateTimeReceived><t:Size>%d</t:Size><t:IsRead>%t</t:IsRead>`,
-			m.ItemID, m.Received.UTC().Format(time.RFC3339), len(m.Raw), m.Seen())
+		b.WriteString(itemProps(m))
 		if headers {
 			b.WriteString("<t:InternetMessageHeaders>")
 			head, _, _ := bytes.Cut(m.Raw, []byte("\r\n\r\n"))
@@ -395,6 +404,43 @@ func (s *Sim) ewsGetItem(mailbox string, op *xnode) []string {
 		out = append(out, okMsg("GetItem", b.String()))
 	}
 	return out
+}
+
+// itemProps are the item properties the simulator returns.
+func itemProps(m *Message) string {
+	subject := ""
+	if msg, err := mail.ReadMessage(bytes.NewReader(m.Raw)); err == nil {
+		subject, _ = new(mime.WordDecoder).DecodeHeader(msg.Header.Get("Subject"))
+	}
+	return fmt.Sprintf(`<t:ItemId Id="%s" ChangeKey="CQAAAA"/><t:Subject>%s</t:Subject><t:DateTimeReceived>%s</t:DateTimeReceived><t:Size>%d</t:Size><t:IsRead>%t</t:IsRead>`,
+		m.ItemID, esc(subject), m.Received.UTC().Format(time.RFC3339), len(m.Raw), m.Seen())
+}
+
+// ewsFindItem pages through a folder (IndexedPageItemView), newest first
+// as Exchange lists them.
+func (s *Sim) ewsFindItem(mailbox string, op *xnode) []string {
+	s.store.mu.Lock()
+	defer s.store.mu.Unlock()
+	f := s.ewsFolder(mailbox, op.child("ParentFolderIds"))
+	if f == nil {
+		return []string{errMsg("FindItem", "ErrorFolderNotFound", "The specified folder could not be found in the store.")}
+	}
+	offset, max := 0, 1000
+	if v := op.child("IndexedPageItemView"); v != nil {
+		offset, _ = strconv.Atoi(v.attrs["Offset"])
+		if n, err := strconv.Atoi(v.attrs["MaxEntriesReturned"]); err == nil && n > 0 {
+			max = min(n, 1000)
+		}
+	}
+	msgs := slices.Clone(f.msgs)
+	slices.Reverse(msgs)
+	end := min(len(msgs), offset+max)
+	var b strings.Builder
+	for _, m := range msgs[min(offset, end):end] {
+		b.WriteString("<t:Message>" + itemProps(m) + "</t:Message>")
+	}
+	return []string{okMsg("FindItem", fmt.Sprintf(`<m:RootFolder IndexedPagingOffset="%d" TotalItemsInView="%d" IncludesLastItemInRange="%t"><t:Items>%s</t:Items></m:RootFolder>`,
+		end, len(msgs), end >= len(msgs), b.String()))}
 }
 
 func (s *Sim) ewsUpdate(mailbox string, op *xnode) []string {
