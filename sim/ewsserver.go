@@ -125,6 +125,22 @@ func writeFault(w http.ResponseWriter, code, text string, backoff time.Duration)
 		`<e:Message xmlns:e="http://schemas.microsoft.com/exchange/services/2006/errors">%s</e:Message>%s</detail></s:Fault>`, code, esc(text), code, esc(text), xmlDetail))
 }
 
+// EWSUnavailable makes the next n EWS requests for mailbox answer HTTP 503,
+// as IIS does when its request queue is full.
+func (s *Sim) EWSUnavailable(mailbox string, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults.ews503[strings.ToLower(mailbox)] += n
+}
+
+// BlockEWS makes Exchange refuse EWS to an app, as Exchange Online does
+// for apps not listed in EwsAllowedAppIDs once a tenant's EWS is off.
+func (s *Sim) BlockEWS(clientID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults.ewsBlocked[strings.ToLower(clientID)] = true
+}
+
 // EWSBusy makes the next n EWS requests for mailbox fail with an
 // ErrorServerBusy SOAP fault carrying BackOffMilliseconds.
 func (s *Sim) EWSBusy(mailbox string, n int, backoff time.Duration) {
@@ -145,6 +161,13 @@ func (s *Sim) handleEWS(w http.ResponseWriter, r *http.Request) {
 	if !ok || err != nil || !slices.Contains(c.Roles, "full_access_as_app") {
 		w.Header().Set("x-ms-diagnostics", `2000008;reason="The token contains no permissions, or permissions can not be understood.";error_category="invalid_grant"`)
 		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	s.mu.Lock()
+	blockedApp := s.faults.ewsBlocked[strings.ToLower(c.AppID)]
+	s.mu.Unlock()
+	if blockedApp {
+		writeFault(w, "ErrorAccessDenied", "Access is denied. EWS is disabled for this application by the organization's EwsEnabled and EwsAllowedAppIDs settings.", 0)
 		return
 	}
 	doc, err := parseXML(io.LimitReader(r.Body, 32<<20))
@@ -172,12 +195,20 @@ func (s *Sim) handleEWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
+	unavailable := s.faults.ews503[mailbox] > 0
+	if unavailable {
+		s.faults.ews503[mailbox]--
+	}
 	busy := s.faults.ewsBusy[mailbox] > 0
 	if busy {
 		s.faults.ewsBusy[mailbox]--
 	}
 	ms := s.faults.ewsBusyMs[mailbox]
 	s.mu.Unlock()
+	if unavailable {
+		http.Error(w, "Service Unavailable", http.StatusServiceUnavailable)
+		return
+	}
 	if busy {
 		writeFault(w, "ErrorServerBusy", "The server cannot service this request right now. Try again later.", time.Duration(ms)*time.Millisecond)
 		return

@@ -157,6 +157,8 @@ type faults struct {
 	refuse       map[string]map[uint32]bool // mailbox → UIDs whose FETCH gets NO
 	ewsBusy      map[string]int             // mailbox → EWS requests to answer ErrorServerBusy
 	ewsBusyMs    map[string]int
+	ews503       map[string]int
+	ewsBlocked   map[string]bool // client ids
 	token        []TokenFault
 	tokenDelay   time.Duration
 }
@@ -180,7 +182,7 @@ func Start(ctx context.Context, seed *Seed, opts *Options) (*Sim, error) {
 	s := &Sim{
 		seed: seed, store: NewStore(), key: make([]byte, 32), tokenLifetime: opts.TokenLifetime, logf: opts.Logf,
 		tokenRequests: map[string]int{}, sessions: map[*session]struct{}{},
-		faults: faults{throttle: map[string]int{}, throttleMs: map[string]int{}, notConnected: map[string]int{}, dropFetch: map[string]int{}, refuse: map[string]map[uint32]bool{}, ewsBusy: map[string]int{}, ewsBusyMs: map[string]int{}},
+		faults: faults{throttle: map[string]int{}, throttleMs: map[string]int{}, notConnected: map[string]int{}, dropFetch: map[string]int{}, refuse: map[string]map[uint32]bool{}, ewsBusy: map[string]int{}, ewsBusyMs: map[string]int{}, ews503: map[string]int{}, ewsBlocked: map[string]bool{}},
 	}
 	rand.Read(s.key)
 	if s.tokenLifetime <= 0 {
