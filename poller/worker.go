@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -35,6 +36,10 @@ type worker struct {
 	state      string // last logged state, to log changes once
 	lastCause  string
 }
+
+// prepareParallel is how many messages of a batch are parsed and have
+// their blobs stored at once.
+const prepareParallel = 4
 
 // Backoff bounds.
 const (
@@ -321,40 +326,63 @@ func (w *worker) publishBatch(ctx context.Context, items []source.Item) ([]bool,
 		subject string
 	}
 	published := make([]bool, len(items))
+	// Parse and store blobs for several messages at once: this is where the
+	// time goes (parsing, object-store writes), and it needs no order.
+	type prepared struct {
+		p        pending
+		tooLarge error
+		err      error
+	}
+	preps := make([]prepared, len(items))
+	sem := make(chan struct{}, prepareParallel)
+	var wg sync.WaitGroup
+	for i, it := range items {
+		if it.Err != nil {
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			o := w.origin(it)
+			m := message.Parse(it.Raw, nil)
+			if it.Truncated {
+				m.Size = it.Size
+				m.Problems = append(m.Problems, message.Problem{Code: message.ProblemTooLarge,
+					Detail: fmt.Sprintf("message is %d bytes, over max_message_bytes %d: only its header was read", it.Size, w.mb.MaxMessageBytes)})
+			}
+			pr := &preps[i]
+			pr.p = pending{i: i, ev: publish.NewEvent(o, m, it.Received), start: time.Now(), subject: publish.Subject(w.nats.Prefix(), o.Account, o.Mailbox)}
+			pr.err = w.retryNATS(ctx, "store blobs", func() error {
+				var err error
+				pr.p.msg, err = w.nats.Prepare(ctx, pr.p.subject, pr.p.ev, it.Raw)
+				if errors.Is(err, publish.ErrTooLarge) {
+					pr.tooLarge, err = err, nil
+				}
+				return err
+			})
+		}()
+	}
+	wg.Wait()
 	var ps []pending
 	for i, it := range items {
 		o := w.origin(it)
-		if it.Err != nil {
+		pr := preps[i]
+		switch {
+		case it.Err != nil:
 			if err := w.deadLetter(ctx, o, it, nil, it.Err.Error()); err != nil {
 				return nil, err
 			}
 			continue
-		}
-		m := message.Parse(it.Raw, nil)
-		if it.Truncated {
-			m.Size = it.Size
-			m.Problems = append(m.Problems, message.Problem{Code: message.ProblemTooLarge,
-				Detail: fmt.Sprintf("message is %d bytes, over max_message_bytes %d: only its header was read", it.Size, w.mb.MaxMessageBytes)})
-		}
-		p := pending{i: i, ev: publish.NewEvent(o, m, it.Received), start: time.Now(), subject: publish.Subject(w.nats.Prefix(), o.Account, o.Mailbox)}
-		var tooLarge error
-		err := w.retryNATS(ctx, "store blobs", func() error {
-			var err error
-			p.msg, err = w.nats.Prepare(ctx, p.subject, p.ev, it.Raw)
-			if errors.Is(err, publish.ErrTooLarge) {
-				tooLarge, err = err, nil
-			}
-			return err
-		})
-		if err != nil {
-			return nil, err
-		}
-		if tooLarge != nil {
-			if err := w.deadLetter(ctx, o, it, p.ev.Data.Raw, tooLarge.Error()); err != nil {
+		case pr.err != nil:
+			return nil, pr.err
+		case pr.tooLarge != nil:
+			if err := w.deadLetter(ctx, o, it, pr.p.ev.Data.Raw, pr.tooLarge.Error()); err != nil {
 				return nil, err
 			}
 			continue
 		}
+		p := pr.p
 		p.fut, _ = w.nats.PublishAsync(p.msg) // nil future: sent synchronously below
 		ps = append(ps, p)
 	}

@@ -1,0 +1,265 @@
+// Package bench measures mailpoller against its transport limit on a real
+// Dovecot (XOAUTH2 over TLS) and its push latency on the simulator. Run:
+//
+//	go test -run xxx -bench . -benchtime 1x ./bench
+//
+// Plain `go test ./...` runs no benchmark. Results of a run are kept in
+// RESULTS.md.
+package bench
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	goimap "github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mailpoller/mailpoller/config"
+	"github.com/mailpoller/mailpoller/imap"
+	"github.com/mailpoller/mailpoller/internal/dovecottest"
+	"github.com/mailpoller/mailpoller/poller"
+	"github.com/mailpoller/mailpoller/publish"
+	"github.com/mailpoller/mailpoller/sim"
+)
+
+const (
+	tenant = "11111111-1111-1111-1111-111111111111"
+	client = "22222222-2222-2222-2222-222222222222"
+	secret = "bench-secret"
+)
+
+// mix makes message i of the issue's mix: 70% 5–20 KB, 25% with a
+// 100–500 KB attachment, 5% 2–5 MB.
+func mix(r *rand.Rand, i int) []byte {
+	var size int
+	switch p := r.IntN(100); {
+	case p < 70:
+		size = 5<<10 + r.IntN(15<<10)
+	case p < 95:
+		size = 100<<10 + r.IntN(400<<10)
+	default:
+		size = 2<<20 + r.IntN(3<<20)
+	}
+	data := make([]byte, size*3/4)
+	for j := range data {
+		data[j] = byte(r.Uint32())
+	}
+	enc := base64.StdEncoding.EncodeToString(data)
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "From: Sender <s%d@example.net>\r\nTo: bench@contoso.test\r\nSubject: bench %d\r\nMessage-ID: <b%d@example.net>\r\n"+
+		"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=B\r\n\r\n--B\r\nContent-Type: text/plain\r\n\r\nmessage %d\r\n"+
+		"--B\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=a.bin\r\nContent-Transfer-Encoding: base64\r\n\r\n", i, i, i, i)
+	for len(enc) > 76 {
+		b.WriteString(enc[:76] + "\r\n")
+		enc = enc[76:]
+	}
+	b.WriteString(enc + "\r\n--B--\r\n")
+	return b.Bytes()
+}
+
+type fixture struct {
+	srv   *dovecottest.Server
+	sim   *sim.Sim
+	bytes int64
+	n     int
+}
+
+func setup(b *testing.B, n int) *fixture {
+	b.Helper()
+	seed := &sim.Seed{Tenants: []sim.Tenant{{ID: tenant, Domain: "contoso.test"}},
+		Apps: []sim.App{{Tenant: tenant, ClientID: client, Secret: secret, Roles: []string{"IMAP.AccessAsApp"}, Mailboxes: []string{"*"}}}}
+	s, err := sim.Start(context.Background(), seed, &sim.Options{CADir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(s.Close)
+	srv := dovecottest.Start(b, dovecottest.Options{Users: []string{"bench@contoso.test"}, Introspect: func(tok string) (string, bool) {
+		_, err := s.Verify(tok)
+		return "app@contoso.test", err == nil
+	}})
+	f := &fixture{srv: srv, sim: s, n: n}
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < n; i++ {
+		raw := mix(r, i)
+		f.bytes += int64(len(raw))
+		srv.Append(b, "bench@contoso.test", "INBOX", raw)
+	}
+	return f
+}
+
+// BenchmarkDovecot compares (a) a raw go-imap UID FETCH 1:* BODY.PEEK[] that
+// discards the bytes with (b) mailpoller run --once to JetStream file
+// storage, on the same mailbox of a real Dovecot over TLS with XOAUTH2.
+func BenchmarkDovecot(b *testing.B) {
+	n := 300
+	if v := os.Getenv("BENCH_N"); v != "" {
+		fmt.Sscan(v, &n)
+	}
+	f := setup(b, n)
+	b.Run("raw-fetch", func(b *testing.B) {
+		for b.Loop() {
+			c, err := imapclient.DialTLS(f.srv.Addr, &imapclient.Options{TLSConfig: &tls.Config{RootCAs: f.srv.CAPool}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			tok, _ := imapToken(b, f)
+			if err := c.Authenticate(imap.NewXOAUTH2Client("bench@contoso.test", tok)); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := c.Select("INBOX", &goimap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
+				b.Fatal(err)
+			}
+			var all goimap.UIDSet
+			all.AddRange(1, 0)
+			cmd := c.Fetch(all, &goimap.FetchOptions{UID: true, BodySection: []*goimap.FetchItemBodySection{{Peek: true}}})
+			got := 0
+			for {
+				m := cmd.Next()
+				if m == nil {
+					break
+				}
+				for {
+					item := m.Next()
+					if item == nil {
+						break
+					}
+					if bs, ok := item.(imapclient.FetchItemDataBodySection); ok {
+						io.Copy(io.Discard, bs.Literal)
+					}
+				}
+				got++
+			}
+			if err := cmd.Close(); err != nil || got != f.n {
+				b.Fatalf("fetched %d of %d: %v", got, f.n, err)
+			}
+			c.Close()
+		}
+		b.ReportMetric(float64(f.n)*float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+		b.ReportMetric(float64(f.bytes)*float64(b.N)/b.Elapsed().Seconds()/1e6, "MB/s")
+	})
+	b.Run("mailpoller", func(b *testing.B) {
+		for b.Loop() {
+			b.StopTimer()
+			cfg := f.config(b)
+			ctx := context.Background()
+			nc, err := publish.Connect(ctx, cfg.NATS, discard())
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+			res := poller.Run(ctx, poller.Options{Config: cfg, NATS: nc, Once: true, Logger: discard()})
+			b.StopTimer()
+			if res[0].Err != nil || res[0].Published != f.n {
+				b.Fatalf("published %d of %d: %v", res[0].Published, f.n, res[0].Err)
+			}
+			nc.Close()
+			b.StartTimer()
+		}
+		b.ReportMetric(float64(f.n)*float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+		b.ReportMetric(float64(f.bytes)*float64(b.N)/b.Elapsed().Seconds()/1e6, "MB/s")
+	})
+}
+
+func (f *fixture) config(b *testing.B) *config.Config {
+	bundle := filepath.Join(b.TempDir(), "ca.pem")
+	ca, _ := os.ReadFile(f.srv.CAFile)
+	os.WriteFile(bundle, append(ca, f.sim.CAPEM()...), 0o600)
+	cfg, err := config.Parse([]byte(fmt.Sprintf(`nats: {embedded: {listen: "127.0.0.1:0", store_dir: %q}}
+http: {listen: ""}
+defaults: {start_from: all, after_read: none}
+accounts:
+  - name: bench
+    tenant_id: %s
+    client_id: %s
+    client_secret: %s
+    authority: %s
+    server: %s
+    tls: {ca_file: %s}
+    mailbox: bench@contoso.test
+`, b.TempDir(), tenant, client, secret, f.sim.Endpoints().Authority, f.srv.Addr, bundle)), "bench.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return cfg
+}
+
+// BenchmarkPushLatency measures new mail → PubAck with IMAP IDLE on the
+// simulator: one message delivered at a time, the time until its event is
+// in the stream.
+func BenchmarkPushLatency(b *testing.B) {
+	seed := &sim.Seed{Tenants: []sim.Tenant{{ID: tenant, Domain: "contoso.test"}},
+		Apps:      []sim.App{{Tenant: tenant, ClientID: client, Secret: secret, Roles: []string{"IMAP.AccessAsApp"}, Mailboxes: []string{"*"}}},
+		Mailboxes: []sim.MailboxSeed{{Address: "push@contoso.test"}}}
+	s, err := sim.Start(context.Background(), seed, &sim.Options{CADir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	ep := s.Endpoints()
+	cfg, err := config.Parse([]byte(fmt.Sprintf(`nats: {embedded: {listen: "127.0.0.1:0", store_dir: %q}}
+http: {listen: ""}
+defaults: {start_from: all, poll_interval: 60s}
+accounts:
+  - name: push
+    tenant_id: %s
+    client_id: %s
+    client_secret: %s
+    authority: %s
+    server: %s
+    tls: {ca_file: %s}
+    mailbox: push@contoso.test
+`, b.TempDir(), tenant, client, secret, ep.Authority, ep.IMAP, ep.CAFile)), "push.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	nc, err := publish.Connect(ctx, cfg.NATS, discard())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer nc.Close()
+	mon := poller.NewMonitor()
+	go poller.Run(ctx, poller.Options{Config: cfg, NATS: nc, Logger: discard(), Monitor: mon})
+	waitState(b, mon, poller.StateCaughtUp)
+	cons, _ := nc.JetStream().OrderedConsumer(ctx, nc.Stream(), jetstream.OrderedConsumerConfig{})
+	var lat []time.Duration
+	for i := 0; b.Loop(); i++ {
+		start := time.Now()
+		s.Store().Deliver("push@contoso.test", "INBOX", sim.Generate("push@contoso.test", i), start)
+		if _, err := cons.Next(jetstream.FetchMaxWait(30 * time.Second)); err != nil {
+			b.Fatalf("no event within 30s: %v", err)
+		}
+		lat = append(lat, time.Since(start))
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Milliseconds()), "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Milliseconds()), "p99-ms")
+}
+
+func waitState(b *testing.B, mon *poller.Monitor, state string) {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st := mon.Snapshot()
+		if len(st) > 0 && st[0].State == state {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("mailbox not %s within 30s: %+v", state, st)
+		}
+		time.Sleep(20 * time.Millisecond) // polling under a deadline
+	}
+}
+
+func discard() *slogLogger { return newDiscard() }

@@ -1,0 +1,30 @@
+package bench
+
+import (
+	"crypto/tls"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"testing"
+)
+
+type slogLogger = slog.Logger
+
+func newDiscard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// imapToken gets an app-only token from the simulator's token endpoint.
+func imapToken(b testing.TB, f *fixture) (string, error) {
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: f.sim.CAPool()}}}
+	resp, err := hc.PostForm(f.sim.Endpoints().Authority+"/"+tenant+"/oauth2/v2.0/token", url.Values{
+		"grant_type": {"client_credentials"}, "client_id": {client}, "client_secret": {secret}, "scope": {"https://outlook.office365.com/.default"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		AccessToken string `json:"access_token"`
+	}
+	json.NewDecoder(resp.Body).Decode(&body)
+	return body.AccessToken, nil
+}
