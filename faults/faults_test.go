@@ -397,3 +397,36 @@ func TestQuarantine(t *testing.T) {
 		}
 	}
 }
+
+// TestSIGHUPReload: SIGHUP makes a running daemon pick up a mailbox added
+// to its config file; an invalid file is refused and the daemon goes on.
+func TestSIGHUPReload(t *testing.T) {
+	e := newEnv(t, "support@contoso.test", "billing@contoso.test")
+	e.deliver(5)
+	cfgPath := filepath.Join(t.TempDir(), "config.yaml")
+	e.boxes = e.boxes[:1] // start with support only
+	os.WriteFile(cfgPath, []byte(e.yaml("")), 0o600)
+	bin := buildBinary(t)
+	var logs lockedBuffer
+	cmd := exec.Command(bin, "run", "-c", cfgPath)
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+	}()
+	eventually(t, 60*time.Second, "support's 5 events", func() bool { return e.streamCount() >= 5 })
+	os.WriteFile(cfgPath, []byte("accounts: [\n"), 0o600)
+	cmd.Process.Signal(syscall.SIGHUP)
+	eventually(t, 30*time.Second, "invalid config refused", func() bool { return strings.Contains(logs.String(), "config reload rejected") })
+	e.boxes = []string{"support@contoso.test", "billing@contoso.test"}
+	os.WriteFile(cfgPath, []byte(e.yaml("")), 0o600)
+	cmd.Process.Signal(syscall.SIGHUP)
+	eventually(t, 60*time.Second, "billing's events after the reload", func() bool { return e.streamCount() >= 10 })
+	if strings.Contains(logs.String(), "mailbox stopping (config changed)") {
+		t.Error("the unchanged mailbox was restarted by the reload")
+	}
+	e.verify("SIGHUP adds a mailbox", true)
+}

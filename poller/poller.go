@@ -385,11 +385,14 @@ func (r *runner) wait() []Result {
 // signature identifies a mailbox's whole configuration (secrets included,
 // hashed), so a reload restarts exactly the mailboxes whose settings changed.
 func signature(mb config.Mailbox) string {
+	a := *mb.Account
+	// What the account says about its other mailboxes does not concern this one.
+	a.Mailbox, a.AdditionalUsers, a.Options = "", nil, config.Options{}
 	b, _ := json.Marshal(struct {
 		A config.Account
 		M config.Mailbox
-	}{*mb.Account, config.Mailbox{Address: mb.Address, PollInterval: mb.PollInterval, Folder: mb.Folder,
-		StartFrom: mb.StartFrom, AfterRead: mb.AfterRead, MoveTo: mb.MoveTo, MaxMessageBytes: mb.MaxMessageBytes}})
+	}{a, config.Mailbox{Address: mb.Address, PollInterval: mb.PollInterval, Folder: mb.Folder,
+		StartFrom: mb.StartFrom, AfterRead: mb.AfterRead, MoveTo: mb.MoveTo, Quarantine: mb.Quarantine, MaxMessageBytes: mb.MaxMessageBytes}})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }
