@@ -25,7 +25,7 @@ func startCheckSim(t *testing.T) *sim.Sim {
 	seed := &sim.Seed{
 		Tenants: []sim.Tenant{{ID: ckTenant, Domain: "contoso.test"}},
 		Apps: []sim.App{
-			{Tenant: ckTenant, ClientID: ckGood, Secret: "good-secret-value", Roles: []string{"IMAP.AccessAsApp"}, Mailboxes: []string{"*"}},
+			{Tenant: ckTenant, ClientID: ckGood, Secret: "good-secret-value", Roles: []string{"IMAP.AccessAsApp", "full_access_as_app"}, Mailboxes: []string{"*"}},
 			{Tenant: ckTenant, ClientID: ckNoRoles, Secret: "good-secret-value"},
 			{Tenant: ckTenant, ClientID: ckNoGrant, Secret: "good-secret-value", Roles: []string{"IMAP.AccessAsApp"}, Mailboxes: []string{"support@contoso.test"}},
 		},
@@ -70,7 +70,7 @@ func TestCheckDiagnoses(t *testing.T) {
 		want                        []string
 	}{
 		{"all good", ckGood, "good-secret-value", "", 0,
-			[]string{"ok      token", "roles=[IMAP.AccessAsApp]", "ok      mailbox  support/support@contoso.test/INBOX  2 messages, 2 unread", "ok      mailbox  support/billing@contoso.test/INBOX"}},
+			[]string{"ok      token", "roles=[IMAP.AccessAsApp,full_access_as_app]", "ok      mailbox  support/support@contoso.test/INBOX  2 messages, 2 unread", "ok      mailbox  support/billing@contoso.test/INBOX"}},
 		{"secret id pasted instead of the value", ckGood, "a1b2c3d4-0000-0000-0000-000000000000", "", 1,
 			[]string{"FAILED  token", "AADSTS7000215", "not its Secret ID"}},
 		{"admin consent missing", ckNoRoles, "good-secret-value", "", 1,
@@ -130,5 +130,47 @@ func TestCheckBadConfig(t *testing.T) {
 	}
 	if !strings.Contains(errOut.String(), "bad.yaml:3") || !strings.Contains(errOut.String(), "tenant_idd") {
 		t.Fatalf("error does not name file:line and key:\n%s", errOut.String())
+	}
+}
+
+// TestCheckEWS: the same checks over EWS, and the Exchange Online EWS
+// block reported as exactly that, with the fix.
+func TestCheckEWS(t *testing.T) {
+	s := startCheckSim(t)
+	ep := s.Endpoints()
+	write := func() string {
+		cfg := fmt.Sprintf(`nats: {embedded: {listen: "127.0.0.1:0", store_dir: %q}}
+accounts:
+  - name: sales
+    protocol: ews
+    tenant_id: %s
+    client_id: %s
+    client_secret: good-secret-value
+    authority: %s
+    server: %s
+    tls: {ca_file: %s}
+    mailbox: support@contoso.test
+`, t.TempDir(), ckTenant, ckGood, ep.Authority, ep.EWS, ep.CAFile)
+		path := filepath.Join(t.TempDir(), "ews.yaml")
+		os.WriteFile(path, []byte(cfg), 0o600)
+		return path
+	}
+	path := write()
+	var out bytes.Buffer
+	if code := dispatch([]string{"check", "-c", path}, &out, &out); code != 0 {
+		t.Fatalf("healthy EWS account: exit %d\n%s", code, out.String())
+	}
+	if !strings.Contains(out.String(), "full_access_as_app") || !strings.Contains(out.String(), "2 messages, 2 unread") {
+		t.Errorf("EWS check output:\n%s", out.String())
+	}
+	s.BlockEWS(ckGood)
+	out.Reset()
+	if code := dispatch([]string{"check", "-c", path}, &out, &out); code != 1 {
+		t.Fatalf("blocked EWS: exit %d\n%s", code, out.String())
+	}
+	for _, want := range []string{"EwsBlocked", "EwsAllowedAppIDs", "1 April 2027"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("blocked EWS output lacks %q:\n%s", want, out.String())
+		}
 	}
 }
