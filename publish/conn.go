@@ -66,7 +66,7 @@ func Connect(ctx context.Context, cfg config.NATS, log *slog.Logger) (*Conn, err
 		url = srv.ClientURL()
 		log.Info("embedded NATS server started", "url", url, "store_dir", cfg.Embedded.StoreDir)
 	}
-	opts, err := clientOptions(cfg, log)
+	opts, err := ClientOptions(cfg, log)
 	if err != nil {
 		c.Close()
 		return nil, err
@@ -84,7 +84,9 @@ func Connect(ctx context.Context, cfg config.NATS, log *slog.Logger) (*Conn, err
 	return c, nil
 }
 
-func clientOptions(cfg config.NATS, log *slog.Logger) ([]nats.Option, error) {
+// ClientOptions are the nats.go options for the config's nats block:
+// credentials, TLS, endless reconnects, and disconnects logged to log.
+func ClientOptions(cfg config.NATS, log *slog.Logger) ([]nats.Option, error) {
 	opts := []nats.Option{
 		nats.Name("mailpoller"),
 		nats.MaxReconnects(-1),

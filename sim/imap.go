@@ -381,41 +381,25 @@ func (s *session) resolve(f *folder, numSet goimap.NumSet) ([]uint32, []*Message
 }
 
 func inUIDSet(set goimap.UIDSet, uid, max uint32) bool {
-	for _, r := range set {
-		lo, hi := uint32(r.Start), uint32(r.Stop)
-		if lo == 0 {
-			lo = max
-		}
-		if hi == 0 {
-			hi = max
-		}
-		if lo > hi {
-			lo, hi = hi, lo
-		}
-		if uid >= lo && uid <= hi {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(set, func(r goimap.UIDRange) bool { return inRange(uint32(r.Start), uint32(r.Stop), uid, max) })
 }
 
 func inSeqSet(set goimap.SeqSet, seq, max uint32) bool {
-	for _, r := range set {
-		lo, hi := r.Start, r.Stop
-		if lo == 0 {
-			lo = max
-		}
-		if hi == 0 {
-			hi = max
-		}
-		if lo > hi {
-			lo, hi = hi, lo
-		}
-		if seq >= lo && seq <= hi {
-			return true
-		}
+	return slices.ContainsFunc(set, func(r goimap.SeqRange) bool { return inRange(r.Start, r.Stop, seq, max) })
+}
+
+// inRange reports whether n is in lo:hi, where 0 stands for "*" (max).
+func inRange(lo, hi, n, max uint32) bool {
+	if lo == 0 {
+		lo = max
 	}
-	return false
+	if hi == 0 {
+		hi = max
+	}
+	if lo > hi {
+		lo, hi = hi, lo
+	}
+	return n >= lo && n <= hi
 }
 
 func (s *session) selected() (*folder, error) {

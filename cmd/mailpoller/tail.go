@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
@@ -45,7 +46,7 @@ func cmdTail(args []string, stdout, stderr io.Writer) int {
 	if u == "" {
 		u = "nats://" + cfg.NATS.Embedded.Listen
 	}
-	opts, err := tailOptions(cfg.NATS)
+	opts, err := publish.ClientOptions(cfg.NATS, slog.New(slog.NewTextHandler(stderr, nil)))
 	if err != nil {
 		fmt.Fprintln(stderr, "mailpoller tail:", err)
 		return 1
@@ -59,27 +60,6 @@ func cmdTail(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return tail(ctx, nc, cfg.NATS.Stream, subject, *all, *asJSON, stdout, stderr)
-}
-
-func tailOptions(c config.NATS) ([]nats.Option, error) {
-	var opts []nats.Option
-	if c.CredentialsFile != "" {
-		opts = append(opts, nats.UserCredentials(c.CredentialsFile))
-	}
-	if c.User != "" {
-		opts = append(opts, nats.UserInfo(c.User, c.Password))
-	}
-	if c.Token != "" {
-		opts = append(opts, nats.Token(c.Token))
-	}
-	if c.TLS.CAFile != "" || c.TLS.InsecureSkipVerify {
-		tc, err := publish.TLSConfig(c.TLS, "")
-		if err != nil {
-			return nil, err
-		}
-		opts = append(opts, nats.Secure(tc))
-	}
-	return opts, nil
 }
 
 // tail prints events from stream on subject until ctx ends.
