@@ -140,7 +140,7 @@ func (ls *leases) shouldShed(key string) bool {
 
 // heartbeat announces this instance and counts the live ones, until ctx ends.
 func (ls *leases) heartbeat(ctx context.Context) {
-	key := "instance." + publish.StateKey(ls.owner, "", "")
+	key := "instance." + publish.KeyToken(ls.owner)
 	for {
 		ls.kv.Put(ctx, key, []byte(ls.owner))
 		if keys, err := ls.kv.ListKeysFiltered(ctx, "instance.>"); err == nil {

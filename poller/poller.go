@@ -158,14 +158,21 @@ func newRunner(ctx context.Context, opts Options) *runner {
 		go r.summarize(ctx, 5*time.Minute)
 	}
 	if opts.Instance != "" {
-		ls, err := newLeases(ctx, opts.NATS, opts.Instance, opts.LeaseTTL)
-		if err != nil {
-			log.Error("lease bucket unavailable: polling every mailbox without leases", "err", err)
-		} else {
-			r.leases = ls
-			if !opts.Once {
-				go ls.heartbeat(ctx)
+		// Without the lease bucket this instance cannot know which mailboxes
+		// are its own, so it polls none until the bucket answers.
+		for attempt := 1; ctx.Err() == nil; attempt++ {
+			ls, err := newLeases(ctx, opts.NATS, opts.Instance, opts.LeaseTTL)
+			if err == nil {
+				r.leases = ls
+				if !opts.Once {
+					go ls.heartbeat(ctx)
+				}
+				break
 			}
+			if attempt == 1 {
+				log.Error("lease bucket unavailable: waiting for it before polling", "err", err)
+			}
+			sleep(ctx, backoff(attempt, nil))
 		}
 	}
 	return r

@@ -32,14 +32,15 @@ const (
 // Conn is a connection to NATS with the JetStream resources mailpoller uses.
 // It is safe for concurrent use.
 type Conn struct {
-	nc     *nats.Conn
-	js     jetstream.JetStream
-	state  jetstream.KeyValue
-	blobs  jetstream.ObjectStore
-	srv    *server.Server // embedded server, nil when using a cluster
-	log    *slog.Logger
-	stream string
-	prefix string
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	state    jetstream.KeyValue
+	blobs    jetstream.ObjectStore
+	srv      *server.Server // embedded server, nil when using a cluster
+	log      *slog.Logger
+	stream   string
+	prefix   string
+	replicas int // of the stream and buckets mailpoller creates
 }
 
 // Connect connects to cfg.URL, or starts an embedded JetStream server when
@@ -183,6 +184,12 @@ func (c *Conn) ensure(ctx context.Context) error {
 		return fmt.Errorf("jetstream: %w", err)
 	}
 	c.js = js
+	c.replicas = 1
+	if c.nc.ConnectedClusterName() != "" {
+		// In a cluster, keep three copies (or as many as there are servers)
+		// so events, checkpoints and leases survive a node.
+		c.replicas = max(1, min(3, len(c.nc.Servers())))
+	}
 	if err := c.ensureStream(ctx); err != nil {
 		return err
 	}
@@ -191,6 +198,7 @@ func (c *Conn) ensure(ctx context.Context) error {
 		Description: "mailpoller checkpoints",
 		History:     1,
 		Storage:     jetstream.FileStorage,
+		Replicas:    c.replicas,
 	})
 	if err != nil {
 		return fmt.Errorf("create KV bucket %s: %w", StateBucket, err)
@@ -199,6 +207,7 @@ func (c *Conn) ensure(ctx context.Context) error {
 		Bucket:      BlobBucket,
 		Description: "raw mail and large attachments, keyed by sha256",
 		Storage:     jetstream.FileStorage,
+		Replicas:    c.replicas,
 	})
 	if err != nil {
 		return fmt.Errorf("create object store %s: %w", BlobBucket, err)
@@ -219,6 +228,7 @@ func (c *Conn) ensureStream(ctx context.Context) error {
 			Subjects:    []string{subjects},
 			Storage:     jetstream.FileStorage,
 			Duplicates:  time.Hour,
+			Replicas:    c.replicas,
 		})
 		if err != nil {
 			return fmt.Errorf("create stream %s: %w", c.stream, err)

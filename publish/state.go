@@ -16,6 +16,9 @@ func StateKey(account, mailbox, folder string) string {
 	return escapeKey(account) + "." + escapeKey(strings.ToLower(mailbox)) + "." + escapeKey(folder)
 }
 
+// KeyToken makes s usable as one token of a KV key.
+func KeyToken(s string) string { return escapeKey(s) }
+
 func escapeKey(s string) string {
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
@@ -63,6 +66,7 @@ func (c *Conn) Leases(ctx context.Context, ttl time.Duration) (jetstream.KeyValu
 		History:     1,
 		TTL:         ttl,
 		Storage:     jetstream.FileStorage,
+		Replicas:    c.replicas,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create KV bucket %s: %w", LeaseBucket, err)

@@ -412,6 +412,23 @@ func (s *Sim) IMAPConnections() int {
 	return s.imapSessions
 }
 
+// SessionsFor counts the authenticated IMAP sessions open on mailbox now.
+func (s *Sim) SessionsFor(mailbox string) int {
+	s.mu.Lock()
+	all := make([]*session, 0, len(s.sessions))
+	for sess := range s.sessions {
+		all = append(all, sess)
+	}
+	s.mu.Unlock()
+	n := 0
+	for _, v := range all {
+		if v.mailbox() == strings.ToLower(mailbox) {
+			n++
+		}
+	}
+	return n
+}
+
 // ThrottleIMAP makes the next n commands on mailbox's connections fail
 // with Exchange's "BAD Request is throttled. Suggested Backoff Time: <ms>
 // milliseconds".
