@@ -1,6 +1,7 @@
 package message
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
@@ -9,6 +10,7 @@ import (
 	"io"
 	"mime"
 	"net/mail"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -17,6 +19,7 @@ import (
 	gomessage "github.com/emersion/go-message"
 	_ "github.com/emersion/go-message/charset" // windows-125x, ISO-8859-x, ISO-2022-JP, GB18030, Shift_JIS, KOI8-R, ...
 	gomail "github.com/emersion/go-message/mail"
+	"github.com/emersion/go-message/textproto"
 	"golang.org/x/text/encoding/charmap"
 )
 
@@ -144,14 +147,15 @@ func (p *parser) parse(raw []byte) {
 	if !hasBody || hlen >= len(raw) {
 		p.problem("", ProblemNoBody, "")
 	}
-	e, err := gomessage.ReadWithOptions(bytes.NewReader(raw), &gomessage.ReadOptions{MaxHeaderBytes: int64(hlen) + 16})
-	if e == nil {
+	th, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(raw[:hlen])))
+	if err != nil {
 		p.problem("", ProblemBadHeader, errText(err))
-		p.m.Text = p.utf8("", string(raw))
+		p.m.Text = strings.ReplaceAll(p.utf8("", string(raw)), "\r\n", "\n")
 		return
 	}
-	p.header(e.Header)
-	p.walk(e, err, "", 0, "")
+	h := gomessage.Header{Header: th}
+	p.header(h)
+	p.walk(h, bytes.NewReader(raw[hlen:]), "", 0, "")
 	p.m.Text = strings.TrimRight(p.m.Text, "\r\n")
 	if p.m.Text != "" {
 		p.m.Text += "\n"
@@ -207,6 +211,11 @@ func (p *parser) header(h gomessage.Header) {
 	fields := h.Fields()
 	for fields.Next() {
 		name := fields.Key()
+		if raw, err := fields.Raw(); err == nil { // the name as written, not canonicalised
+			if n, _, ok := bytes.Cut(raw, []byte(":")); ok && len(bytes.TrimSpace(n)) > 0 {
+				name = p.utf8("", string(bytes.TrimSpace(n)))
+			}
+		}
 		p.m.Headers = append(p.m.Headers, Header{Name: name, Value: p.decodeHeader(name, unfold(fields.Value()))})
 	}
 	p.m.Subject = p.decodeHeader("Subject", unfold(h.Get("Subject")))
@@ -313,7 +322,9 @@ func (p *parser) addresses(h gomessage.Header, key string) []Address {
 			out = append(out, Address{Name: p.utf8("", a.Name), Address: p.utf8("", a.Address)})
 		} else if at := strings.LastIndex(piece, "@"); at > 0 {
 			addr := strings.Trim(piece[strings.LastIndexAny(piece[:at], " <\"")+1:], "<> \"")
-			out = append(out, Address{Address: p.utf8("", addr)})
+			if local, domain, _ := strings.Cut(addr, "@"); local != "" && domain != "" && !strings.ContainsAny(addr[len(local)+1:], "@<>\" ") {
+				out = append(out, Address{Address: p.utf8("", addr)})
+			}
 		}
 	}
 	p.problem("", ProblemBadAddress, key+": "+p.utf8("", unfold(v)))
@@ -355,8 +366,9 @@ func partPath(parent string, i int) string {
 }
 
 // walk visits an entity: multiparts recursively, leaves into bodies or
-// attachments. parentType is the enclosing multipart's media type.
-func (p *parser) walk(e *gomessage.Entity, readErr error, path string, depth int, parentType string) {
+// attachments. body is the entity's raw (still transfer-encoded) content;
+// parentType is the enclosing multipart's media type.
+func (p *parser) walk(h gomessage.Header, body io.Reader, path string, depth int, parentType string) {
 	p.parts++
 	if p.parts > p.opts.MaxParts {
 		p.problem(path, ProblemTooManyParts, fmt.Sprintf("more than %d parts", p.opts.MaxParts))
@@ -366,48 +378,69 @@ func (p *parser) walk(e *gomessage.Entity, readErr error, path string, depth int
 		p.problem(path, ProblemTooDeep, fmt.Sprintf("nested deeper than %d", p.opts.MaxDepth))
 		return
 	}
-	switch {
-	case gomessage.IsUnknownCharset(readErr):
-		p.problem(path, ProblemBadCharset, readErr.Error())
-	case gomessage.IsUnknownEncoding(readErr):
-		p.problem(path, ProblemBadEncoding, readErr.Error())
+	leafPath := path
+	if leafPath == "" {
+		leafPath = "1" // the body of a single-part message is part 1, as in IMAP
 	}
-	mediaType, params, err := e.Header.ContentType()
-	if err != nil {
-		mediaType = "text/plain"
-		if e.Header.Get("Content-Type") != "" {
-			p.problem(path, ProblemBadHeader, "Content-Type: "+err.Error())
-		}
+	mediaType, params := p.params(h, "Content-Type", leafPath)
+	if mediaType == "" || !strings.Contains(mediaType, "/") {
+		mediaType = "text/plain" // RFC 2045 §5.2
 	}
 	if mediaType == "message/delivery-status" {
 		p.m.Auto.Bounce = true
 	}
-	if mr := e.MultipartReader(); mr != nil && strings.HasPrefix(mediaType, "multipart/") {
-		for i := 1; ; i++ {
-			part, err := mr.NextPart()
-			if err == io.EOF {
-				return
-			}
-			if part == nil {
-				if err != nil {
-					p.problem(path, ProblemTruncatedMIME, err.Error())
-				}
-				return
-			}
-			p.walk(part, err, partPath(path, i), depth+1, mediaType)
-			if p.parts > p.opts.MaxParts || depth+1 > p.opts.MaxDepth {
-				if p.parts > p.opts.MaxParts {
-					return
-				}
-			}
+	if strings.HasPrefix(mediaType, "multipart/") {
+		if params["boundary"] == "" {
+			p.problem(leafPath, ProblemBadHeader, "Content-Type: multipart without boundary")
+		} else {
+			p.multipart(body, params["boundary"], path, depth, mediaType)
+			return
 		}
 	}
-	p.leaf(e, path, mediaType, params, parentType)
+	p.leaf(h, body, leafPath, mediaType, params, parentType)
 }
 
-func (p *parser) leaf(e *gomessage.Entity, path, mediaType string, params map[string]string, parentType string) {
-	if path == "" {
-		path = "1"
+func (p *parser) multipart(body io.Reader, boundary, path string, depth int, mediaType string) {
+	mr := textproto.NewMultipartReader(body, boundary)
+	for i := 1; ; i++ {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			return
+		}
+		if err != nil {
+			if !p.truncatedWithin(path) { // a cut-off last part already said so
+				p.problem(path, ProblemTruncatedMIME, err.Error())
+			}
+			return
+		}
+		p.walk(gomessage.Header{Header: part.Header}, part, partPath(path, i), depth+1, mediaType)
+		if p.parts > p.opts.MaxParts {
+			return
+		}
+	}
+}
+
+// truncatedWithin reports whether a truncated_mime problem was recorded
+// for path or a part inside it.
+func (p *parser) truncatedWithin(path string) bool {
+	for _, pr := range p.m.Problems {
+		if pr.Code == ProblemTruncatedMIME && (path == "" || pr.Part == path || strings.HasPrefix(pr.Part, path+".")) {
+			return true
+		}
+	}
+	return false
+}
+
+// decodeTransfer reads a leaf's content, undoing its
+// Content-Transfer-Encoding only: attachments keep their bytes as sent.
+func (p *parser) decodeTransfer(h gomessage.Header, body io.Reader, path string) []byte {
+	th := gomessage.Header{}
+	if cte := h.Get("Content-Transfer-Encoding"); cte != "" {
+		th.Set("Content-Transfer-Encoding", cte)
+	}
+	e, err := gomessage.New(th, body)
+	if err != nil {
+		p.problem(path, ProblemBadEncoding, err.Error())
 	}
 	data, err := io.ReadAll(io.LimitReader(e.Body, p.budget+1))
 	if int64(len(data)) > p.budget {
@@ -416,44 +449,63 @@ func (p *parser) leaf(e *gomessage.Entity, path, mediaType string, params map[st
 	}
 	p.budget -= int64(len(data))
 	if err != nil {
-		var code string
-		switch {
-		case errors.Is(err, io.ErrUnexpectedEOF), strings.Contains(err.Error(), "multipart"):
+		code := ProblemBadEncoding
+		if errors.Is(err, io.ErrUnexpectedEOF) || strings.Contains(err.Error(), "multipart") {
 			code = ProblemTruncatedMIME
-		default:
-			code = ProblemBadEncoding
 		}
 		p.problem(path, code, err.Error())
 	}
-	disp, dparams, _ := e.Header.ContentDisposition()
+	return data
+}
+
+// text decodes a body part's bytes from its charset to UTF-8.
+func (p *parser) text(data []byte, charset, path string) string {
+	cs := strings.ToLower(strings.TrimSpace(charset))
+	switch cs {
+	case "", "us-ascii", "ascii", "utf-8", "utf8":
+		if cs == "" && !utf8.Valid(data) { // undeclared 8-bit text: most often windows-1252
+			p.problem(path, ProblemBadCharset, "no charset declared; 8-bit text read as windows-1252")
+			if s, err := charmap.Windows1252.NewDecoder().Bytes(data); err == nil {
+				return string(s)
+			}
+		}
+		return p.utf8(path, string(data))
+	}
+	r, err := gomessage.CharsetReader(charset, bytes.NewReader(data))
+	if err != nil {
+		p.problem(path, ProblemBadCharset, err.Error())
+		return p.utf8(path, string(data))
+	}
+	s, err := io.ReadAll(r)
+	if err != nil {
+		p.problem(path, ProblemBadCharset, charset+": "+err.Error())
+	}
+	return p.utf8(path, string(s))
+}
+
+func (p *parser) leaf(h gomessage.Header, body io.Reader, path, mediaType string, params map[string]string, parentType string) {
+	data := p.decodeTransfer(h, body, path)
+	disp, dparams := p.params(h, "Content-Disposition", path)
 	filename := dparams["filename"]
 	if filename == "" {
 		filename = params["name"]
 	}
-	if filename != "" {
-		filename = p.decodeHeader("filename", filename)
-	}
-	cid := strings.Trim(strings.TrimSpace(e.Header.Get("Content-Id")), "<>")
+	cid := strings.Trim(strings.TrimSpace(h.Get("Content-Id")), "<>")
 	isText := mediaType == "text/plain" || mediaType == "text/html"
-	if isText && filename == "" && !strings.EqualFold(disp, "attachment") {
-		s := strings.ReplaceAll(p.utf8(path, string(data)), "\r\n", "\n")
+	if isText && filename == "" && disp != "attachment" {
+		s := strings.ReplaceAll(p.text(data, params["charset"], path), "\r\n", "\n")
+		body := &p.m.Text
 		if mediaType == "text/html" {
-			if p.m.HTML == "" {
-				p.m.HTML = s
-			}
-			return
+			body = &p.m.HTML
 		}
-		if p.m.Text != "" {
-			p.m.Text = strings.TrimRight(p.m.Text, "\r\n") + "\n"
+		if *body != "" { // bodies split around an inline image: keep every piece
+			*body = strings.TrimRight(*body, "\r\n") + "\n"
 		}
-		p.m.Text += s
+		*body += s
 		return
 	}
 	if filename == "" && mediaType == "message/rfc822" {
-		filename = "message.eml"
-		if sub := Parse(data, &p.opts).Subject; sub != "" {
-			filename = sub + ".eml"
-		}
+		filename = p.messageName(data)
 	}
 	sum := sha256.Sum256(data)
 	p.m.Attachments = append(p.m.Attachments, Attachment{
@@ -462,7 +514,149 @@ func (p *parser) leaf(e *gomessage.Entity, path, mediaType string, params map[st
 		Size:        int64(len(data)),
 		SHA256:      hex.EncodeToString(sum[:]),
 		ContentID:   p.utf8(path, cid),
-		Inline:      strings.EqualFold(disp, "inline") || cid != "" && parentType == "multipart/related",
+		Inline:      disp == "inline" || cid != "" && parentType == "multipart/related",
 		Content:     data,
 	})
+}
+
+// messageName names an attached message after its subject, reading only
+// its header.
+func (p *parser) messageName(data []byte) string {
+	r := bufio.NewReader(io.LimitReader(bytes.NewReader(data), int64(p.opts.MaxHeaderBytes)))
+	h, err := textproto.ReadHeader(r)
+	if err != nil {
+		return "message.eml"
+	}
+	scratch := &parser{m: &Message{}, seen: map[string]bool{}}
+	sub := scratch.decodeHeader("Subject", unfold(h.Get("Subject")))
+	sub = strings.Map(func(r rune) rune {
+		if r == '/' || r == '\\' || r < ' ' || r == 0x7f {
+			return '_'
+		}
+		return r
+	}, sub)
+	if sub = strings.TrimSpace(sub); sub == "" {
+		return "message.eml"
+	}
+	if r := []rune(sub); len(r) > 200 {
+		sub = string(r[:200])
+	}
+	return sub + ".eml"
+}
+
+// params reads a Content-Type or Content-Disposition value leniently: the
+// lower-cased type and its parameters, with RFC 2231 continuations and
+// charsets (any charset, not only UTF-8), RFC 2047 words in quoted values
+// (as Outlook writes them) and unquoted values with spaces. A value that
+// a strict reader refuses is recorded as bad_header.
+func (p *parser) params(h gomessage.Header, key, path string) (string, map[string]string) {
+	v := unfold(h.Get(key))
+	if v == "" {
+		return "", map[string]string{}
+	}
+	if _, _, err := mime.ParseMediaType(v); err != nil {
+		p.problem(path, ProblemBadHeader, key+": "+err.Error())
+	}
+	typ, rest, _ := strings.Cut(v, ";")
+	params := map[string]string{}
+	type segment struct {
+		n       int
+		val     string
+		encoded bool
+	}
+	segs := map[string][]segment{}
+	for n := 0; rest != "" && n < 100; n++ {
+		rest = strings.TrimLeft(rest, " \t;")
+		i := strings.IndexAny(rest, "=;")
+		if i < 0 {
+			break
+		}
+		if rest[i] == ';' {
+			rest = rest[i+1:]
+			continue
+		}
+		name := strings.ToLower(strings.TrimSpace(rest[:i]))
+		rest = strings.TrimLeft(rest[i+1:], " \t")
+		var val string
+		if strings.HasPrefix(rest, `"`) {
+			var b strings.Builder
+			j := 1
+			for ; j < len(rest) && rest[j] != '"'; j++ {
+				if rest[j] == '\\' && j+1 < len(rest) {
+					j++
+				}
+				b.WriteByte(rest[j])
+			}
+			val, rest = b.String(), rest[min(j+1, len(rest)):]
+			if k := strings.IndexByte(rest, ';'); k >= 0 {
+				rest = rest[k+1:]
+			} else {
+				rest = ""
+			}
+		} else {
+			k := strings.IndexByte(rest, ';')
+			if k < 0 {
+				k = len(rest)
+			}
+			val, rest = strings.TrimSpace(rest[:k]), rest[min(k+1, len(rest)):]
+		}
+		base, encoded := strings.CutSuffix(name, "*")
+		idx := -1
+		if j := strings.LastIndexByte(base, '*'); j >= 0 {
+			if n, err := strconv.Atoi(base[j+1:]); err == nil && n >= 0 {
+				idx, base = n, base[:j]
+			}
+		}
+		if idx < 0 && !encoded {
+			if _, dup := params[base]; !dup {
+				params[base] = val
+			}
+			continue
+		}
+		segs[base] = append(segs[base], segment{max(idx, 0), val, encoded})
+	}
+	for name, ss := range segs {
+		slices.SortStableFunc(ss, func(a, b segment) int { return a.n - b.n })
+		var buf []byte
+		charset := ""
+		for i, s := range ss {
+			val := s.val
+			if s.encoded {
+				if i == 0 {
+					if cs, r, ok := strings.Cut(val, "'"); ok {
+						if _, r2, ok := strings.Cut(r, "'"); ok {
+							charset, val = cs, r2
+						}
+					}
+				}
+				buf = append(buf, percentDecode(val)...)
+			} else {
+				buf = append(buf, val...)
+			}
+		}
+		params[name] = p.text(buf, charset, path)
+	}
+	for k, val := range params {
+		if strings.Contains(val, "=?") {
+			params[k] = p.decodeHeader(key, val)
+		} else {
+			params[k] = p.latin1(key, val)
+		}
+	}
+	return strings.ToLower(strings.TrimSpace(typ)), params
+}
+
+func percentDecode(s string) []byte {
+	out := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) {
+			if b, err := strconv.ParseUint(s[i+1:i+3], 16, 8); err == nil {
+				out = append(out, byte(b))
+				i += 2
+				continue
+			}
+		}
+		out = append(out, s[i])
+	}
+	return out
 }
