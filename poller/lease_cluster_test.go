@@ -1,0 +1,237 @@
+package poller
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/mailpoller/mailpoller/config"
+	"github.com/mailpoller/mailpoller/publish"
+	"github.com/mailpoller/mailpoller/sim"
+)
+
+func freePorts(t *testing.T, n int) []int {
+	var ports []int
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+		defer ln.Close()
+	}
+	return ports
+}
+
+// startCluster runs a three-node JetStream cluster on loopback.
+func startCluster(t *testing.T) ([]*server.Server, []string) {
+	t.Helper()
+	client, cluster := freePorts(t, 3), freePorts(t, 3)
+	var routes []*url.URL
+	for _, p := range cluster {
+		routes = append(routes, &url.URL{Scheme: "nats", Host: fmt.Sprintf("127.0.0.1:%d", p)})
+	}
+	var srvs []*server.Server
+	var urls []string
+	for i := range 3 {
+		s, err := server.NewServer(&server.Options{
+			ServerName: fmt.Sprintf("n%d", i+1), Host: "127.0.0.1", Port: client[i], JetStream: true, StoreDir: t.TempDir(),
+			Cluster: server.ClusterOpts{Name: "mailpoller", Host: "127.0.0.1", Port: cluster[i]}, Routes: routes, NoLog: true, NoSigs: true,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		go s.Start()
+		t.Cleanup(s.Shutdown)
+		srvs = append(srvs, s)
+		urls = append(urls, fmt.Sprintf("nats://127.0.0.1:%d", client[i]))
+	}
+	for _, s := range srvs {
+		if !s.ReadyForConnections(20 * time.Second) {
+			t.Fatal("cluster node did not start")
+		}
+	}
+	eventually(t, 30*time.Second, "JetStream meta leader", func() bool {
+		for _, s := range srvs {
+			if s.JetStreamIsLeader() {
+				return true
+			}
+		}
+		return false
+	})
+	return srvs, urls
+}
+
+// TestLeasesThreeNodeCluster: three pollers share one config and a
+// three-node JetStream cluster. Each mailbox is polled by one poller at a
+// time (checked on the server: never two sessions on one mailbox); when a
+// poller dies without releasing, and a NATS node dies, the others take
+// over and nothing is lost.
+func TestLeasesThreeNodeCluster(t *testing.T) {
+	srvs, urls := startCluster(t)
+	const n = 12
+	seed := &sim.Seed{
+		Tenants: []sim.Tenant{{ID: testTenant, Domain: "contoso.test"}},
+		Apps:    []sim.App{{Tenant: testTenant, ClientID: testClient, Secret: testSecret, Roles: []string{"IMAP.AccessAsApp"}, Mailboxes: []string{"*"}}},
+	}
+	var boxes []string
+	for i := range n {
+		boxes = append(boxes, fmt.Sprintf("box%02d@contoso.test", i))
+		seed.Mailboxes = append(seed.Mailboxes, sim.MailboxSeed{Address: boxes[i]})
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s, err := sim.Start(ctx, seed, &sim.Options{CADir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ep := s.Endpoints()
+	t.Setenv("TEST_CLIENT_SECRET", testSecret)
+	cfg, err := config.Parse([]byte(fmt.Sprintf(`nats: {url: %q}
+defaults: {start_from: all, poll_interval: 1s}
+accounts:
+  - name: shared
+    tenant_id: %s
+    client_id: %s
+    client_secret: ${TEST_CLIENT_SECRET}
+    authority: %s
+    server: %s
+    tls: {ca_file: %s}
+    mailbox: %s
+    additional_users: [%s]
+`, strings.Join(urls, ","), testTenant, testClient, ep.Authority, ep.IMAP, ep.CAFile, boxes[0], strings.Join(boxes[1:], ", "))), "shared.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Server-side watch: never two IMAP sessions on one mailbox.
+	var overlap atomic.Int32
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	var watched sync.WaitGroup
+	watched.Add(1)
+	go func() {
+		defer watched.Done()
+		for sleep(watchCtx, 5*time.Millisecond) {
+			for _, b := range boxes {
+				if s.SessionsFor(b) > 1 {
+					overlap.Add(1)
+				}
+			}
+		}
+	}()
+
+	type instance struct {
+		name   string
+		nc     *publish.Conn
+		mon    *Monitor
+		cancel context.CancelFunc
+		done   chan struct{}
+	}
+	start := func(name, url string) *instance {
+		c := cfg.NATS
+		c.URL = url
+		cctx, ccancel := context.WithTimeout(ctx, 30*time.Second)
+		defer ccancel()
+		nc, err := publish.Connect(cctx, c, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		ictx, icancel := context.WithCancel(ctx)
+		in := &instance{name: name, nc: nc, mon: NewMonitor(), cancel: icancel, done: make(chan struct{})}
+		go func() {
+			defer close(in.done)
+			Run(ictx, Options{Config: cfg, NATS: nc, Monitor: in.mon, Instance: name, LeaseTTL: 3 * time.Second, Logger: debugLogger(&syncBuffer{})})
+		}()
+		return in
+	}
+	held := func(in *instance) int {
+		k := 0
+		for _, st := range in.mon.Snapshot() {
+			if st.State == StateCaughtUp || st.State == StateConnected {
+				k++
+			}
+		}
+		return k
+	}
+	ins := []*instance{start("p1", urls[0]), start("p2", urls[1]), start("p3", urls[2])}
+	defer func() {
+		for _, in := range ins[1:] {
+			in.cancel()
+			<-in.done
+			in.nc.Close()
+		}
+	}()
+	eventually(t, 60*time.Second, "12 mailboxes split about evenly", func() bool {
+		total := 0
+		for _, in := range ins {
+			h := held(in)
+			if h > 5 {
+				return false
+			}
+			total += h
+		}
+		return total == n
+	})
+
+	var delivered atomic.Int32
+	deliverCtx, stopDeliver := context.WithCancel(ctx)
+	var delivering sync.WaitGroup
+	delivering.Add(1)
+	go func() {
+		defer delivering.Done()
+		for i := 0; sleep(deliverCtx, 20*time.Millisecond); i++ {
+			b := boxes[rand.N(n)]
+			s.Store().Deliver(b, "INBOX", sim.Generate(b, i), time.Now())
+			delivered.Add(1)
+		}
+	}()
+
+	// p1 dies without releasing its leases: its NATS connection goes first.
+	dead := ins[0]
+	dead.nc.NATS().Close()
+	dead.cancel()
+	<-dead.done
+	killedAt := time.Now()
+	eventually(t, 30*time.Second, "p2 and p3 hold all 12", func() bool { return held(ins[1])+held(ins[2]) == n })
+	takeover := time.Since(killedAt)
+
+	// A NATS node dies too (p3 was connected to it), and a fourth poller
+	// joins: the 12 mailboxes spread over p2, p3 and p4 again.
+	srvs[2].Shutdown()
+	ins = append(ins, start("p4", urls[1]))
+	eventually(t, 60*time.Second, "rebalanced over p2, p3, p4", func() bool {
+		a, b, c := held(ins[1]), held(ins[2]), held(ins[3])
+		return a+b+c == n && a <= 5 && b <= 5 && c <= 5 && c > 0
+	})
+
+	stopDeliver()
+	delivering.Wait()
+	want := int(delivered.Load())
+	check, err := nats.Connect(strings.Join(urls[:2], ","))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer check.Close()
+	eventually(t, 60*time.Second, fmt.Sprintf("%d events", want), func() bool {
+		js, _ := check.JetStream()
+		info, err := js.StreamInfo("MAIL")
+		return err == nil && int(info.State.Msgs) >= want
+	})
+	stopWatch()
+	watched.Wait()
+	if k := overlap.Load(); k > 0 {
+		t.Fatalf("a mailbox had two IMAP sessions at once in %d samples", k)
+	}
+	t.Logf("%d messages delivered during the run, all published; takeover after p1 died: %s (lease TTL 3s); a NATS node died and a fourth poller joined", want, takeover.Round(100*time.Millisecond))
+}
