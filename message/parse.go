@@ -93,6 +93,7 @@ func Parse(raw []byte, opts *Options) (m *Message) {
 }
 
 func (p *parser) problem(part, code, detail string) {
+	detail = strings.ToValidUTF8(detail, "\uFFFD") // errors may quote the input
 	key := code + "\x00" + part + "\x00" + detail
 	if p.seen[key] || len(p.m.Problems) >= 100 {
 		return
