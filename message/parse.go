@@ -149,8 +149,11 @@ func (p *parser) parse(raw []byte) {
 		p.problem("", ProblemNoBody, "")
 	}
 	th, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(raw[:hlen])))
-	if err != nil {
+	if err != nil { // skip the lines that are not header fields, keep the rest
 		p.problem("", ProblemBadHeader, errText(err))
+		th, err = textproto.ReadHeader(bufio.NewReader(bytes.NewReader(headerFieldsOnly(raw[:hlen]))))
+	}
+	if err != nil {
 		p.m.Text = strings.ReplaceAll(p.utf8("", string(raw)), "\r\n", "\n")
 		return
 	}
@@ -161,6 +164,33 @@ func (p *parser) parse(raw []byte) {
 	if p.m.Text != "" {
 		p.m.Text += "\n"
 	}
+}
+
+// headerFieldsOnly drops the lines of a header block that are neither a
+// "Name: value" field nor the continuation of one.
+func headerFieldsOnly(head []byte) []byte {
+	var out []byte
+	inField := false
+	for _, line := range bytes.SplitAfter(head, []byte("\n")) {
+		trimmed := bytes.TrimRight(line, "\r\n")
+		switch {
+		case len(trimmed) == 0:
+			out = append(out, line...)
+			inField = false
+			continue
+		case trimmed[0] == ' ' || trimmed[0] == '\t':
+			if !inField {
+				continue
+			}
+		default:
+			name, _, ok := bytes.Cut(trimmed, []byte(":"))
+			if inField = ok && len(name) > 0 && !bytes.ContainsAny(name, " \t"); !inField {
+				continue
+			}
+		}
+		out = append(out, line...)
+	}
+	return out
 }
 
 func errText(err error) string {

@@ -176,6 +176,13 @@ func TestProblemCodes(t *testing.T) {
 	}
 }
 
+func TestMalformedHeaderLine(t *testing.T) {
+	m := parseCRLF("From: Alice <alice@example.net>\nthis line is not a header\nSubject: still read\n\nbody\n")
+	if m.Subject != "still read" || len(m.From) != 1 || m.Text != "body\n" || !slices.Equal(codes(m), []string{ProblemBadHeader}) {
+		t.Errorf("subject %q from %+v text %q problems %v", m.Subject, m.From, m.Text, codes(m))
+	}
+}
+
 func TestProblemsDeduplicated(t *testing.T) {
 	// The raw 8-bit From is read by the header list, the address parser
 	// and the bounce check: one problem.
