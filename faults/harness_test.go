@@ -70,14 +70,11 @@ type natsServer struct {
 
 func startNATS(t *testing.T) *natsServer {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	n := &natsServer{t: t, port: port, dir: t.TempDir()}
+	// Port -1: the server picks a free port itself (no race with other test
+	// binaries picking "free" ports); a restart reuses that port.
+	n := &natsServer{t: t, port: -1, dir: t.TempDir()}
 	n.start()
+	n.port = n.srv.Addr().(*net.TCPAddr).Port
 	t.Cleanup(n.stop)
 	return n
 }
