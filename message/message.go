@@ -38,8 +38,10 @@ type Address struct {
 	Address string `json:"address"`
 }
 
-// Header is one header field with its value decoded to UTF-8 (RFC 2047
-// encoded words resolved, folding removed). Order and repeats are kept.
+// Header is one header field: its name as the sender wrote it (not
+// canonicalised: Message-ID stays Message-ID) and its value decoded to UTF-8
+// (RFC 2047 encoded words resolved, folding replaced by one space). Order
+// and repeats are kept.
 type Header struct {
 	Name  string `json:"name"`
 	Value string `json:"value"`
