@@ -17,7 +17,9 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -263,3 +265,83 @@ func waitState(b *testing.B, mon *poller.Monitor, state string) {
 }
 
 func discard() *slogLogger { return newDiscard() }
+
+// BenchmarkIdleMailboxes: heap held per idle mailbox (IDLE connection,
+// loop, lease-free) with 1,000 mailboxes of one app on the simulator.
+func BenchmarkIdleMailboxes(b *testing.B) {
+	const n = 1000
+	seed := &sim.Seed{Tenants: []sim.Tenant{{ID: tenant, Domain: "contoso.test"}},
+		Apps: []sim.App{{Tenant: tenant, ClientID: client, Secret: secret, Roles: []string{"IMAP.AccessAsApp"}, Mailboxes: []string{"*"}}}}
+	var users []string
+	for i := range n {
+		a := fmt.Sprintf("u%04d@contoso.test", i)
+		seed.Mailboxes = append(seed.Mailboxes, sim.MailboxSeed{Address: a})
+		if i > 0 {
+			users = append(users, a)
+		}
+	}
+	s, err := sim.Start(context.Background(), seed, &sim.Options{CADir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	ep := s.Endpoints()
+	cfg, err := config.Parse([]byte(fmt.Sprintf(`nats: {embedded: {listen: "127.0.0.1:0", store_dir: %q}}
+http: {listen: ""}
+defaults: {start_from: all, poll_interval: 60s}
+accounts:
+  - name: big
+    tenant_id: %s
+    client_id: %s
+    client_secret: %s
+    authority: %s
+    server: %s
+    tls: {ca_file: %s}
+    mailbox: u0000@contoso.test
+    additional_users: [%s]
+`, b.TempDir(), tenant, client, secret, ep.Authority, ep.IMAP, ep.CAFile, strings.Join(users, ", "))), "big.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		ctx, cancel := context.WithCancel(context.Background())
+		nc, err := publish.Connect(ctx, cfg.NATS, discard())
+		if err != nil {
+			b.Fatal(err)
+		}
+		var before runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		mon := poller.NewMonitor()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			poller.Run(ctx, poller.Options{Config: cfg, NATS: nc, Logger: discard(), Monitor: mon})
+		}()
+		deadline := time.Now().Add(120 * time.Second)
+		for {
+			up := 0
+			for _, st := range mon.Snapshot() {
+				if st.State == poller.StateCaughtUp {
+					up++
+				}
+			}
+			if up == n {
+				break
+			}
+			if time.Now().After(deadline) {
+				b.Fatalf("%d of %d mailboxes caught up after 120s", up, n)
+			}
+			time.Sleep(50 * time.Millisecond) // polling under a deadline
+		}
+		var after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapInuse-before.HeapInuse)/n/1024, "KiB-heap/mailbox")
+		b.ReportMetric(float64(runtime.NumGoroutine()), "goroutines")
+		b.ReportMetric(float64(s.TokenRequests(client)), "token-requests")
+		cancel()
+		<-done
+		nc.Close()
+	}
+}
