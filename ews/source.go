@@ -56,6 +56,8 @@ type Source struct {
 	folder FolderID
 	moveTo FolderID
 	log    *slog.Logger
+	subID  string // streaming subscription, "" before Subscribe
+	noPush bool   // streaming refused: wait the poll interval instead
 }
 
 // state is the checkpoint stored in the KV bucket (DESIGN.md §5).

@@ -6,7 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailpoller/mailpoller/config"
 	"github.com/mailpoller/mailpoller/publish"
+	"github.com/mailpoller/mailpoller/sim"
 )
 
 // TestEWSEndToEnd polls the primary and an additional mailbox over EWS
@@ -89,4 +91,32 @@ func TestEWSEndToEnd(t *testing.T) {
 		}
 	}
 	assertNoSecrets(t, logs.String(), env)
+}
+
+// TestPush: with a 60 s poll interval, new mail becomes an event within
+// seconds over IMAP (IDLE) and over EWS (streaming notifications).
+func TestPush(t *testing.T) {
+	for _, protocol := range []string{"imap", "ews"} {
+		t.Run(protocol, func(t *testing.T) {
+			env := newSimEnv(t)
+			cfg := env.config(t, protocol, "")
+			for i := range cfg.Accounts {
+				d := config.Duration(60 * time.Second)
+				cfg.Defaults.PollInterval = &d
+				cfg.Accounts[i].PollInterval = &d
+			}
+			mon, _ := startRun(t, cfg, nil)
+			eventually(t, 20*time.Second, "caught up", func() bool {
+				s, ok := status(mon, env.boxes[0])
+				return ok && s.State == StateCaughtUp
+			})
+			start := time.Now()
+			env.sim.Store().Deliver(env.boxes[0], "INBOX", sim.Generate(env.boxes[0], 1), start)
+			eventually(t, 15*time.Second, "event for the new mail (push)", func() bool {
+				s, _ := status(mon, env.boxes[0])
+				return s.Published == 1
+			})
+			t.Logf("%s: new mail to event in %s", protocol, time.Since(start).Round(time.Millisecond))
+		})
+	}
 }

@@ -214,8 +214,14 @@ func (s *Sim) handleEWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	op := env.child("Body").kids[0]
+	if op.name == "GetStreamingEvents" {
+		s.ewsStream(w, r, mailbox, op)
+		return
+	}
 	var msgs []string
 	switch op.name {
+	case "Subscribe":
+		msgs = s.ewsSubscribe(mailbox, op)
 	case "GetFolder":
 		msgs = s.ewsGetFolder(mailbox, op)
 	case "FindFolder":
@@ -239,6 +245,73 @@ func (s *Sim) handleEWS(w http.ResponseWriter, r *http.Request) {
 	writeSOAP(w, http.StatusOK, fmt.Sprintf(`<m:%sResponse xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages" `+
 		`xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types"><m:ResponseMessages>%s</m:ResponseMessages></m:%sResponse>`,
 		op.name, strings.Join(msgs, ""), op.name))
+}
+
+// ewsSubscribe opens a streaming subscription on one folder.
+func (s *Sim) ewsSubscribe(mailbox string, op *xnode) []string {
+	s.store.mu.Lock()
+	f := s.ewsFolder(mailbox, op.find("StreamingSubscriptionRequest", "FolderIds"))
+	s.store.mu.Unlock()
+	if f == nil {
+		return []string{errMsg("Subscribe", "ErrorFolderNotFound", "The specified folder could not be found in the store.")}
+	}
+	id := newID()
+	s.mu.Lock()
+	s.subs[id] = subscription{mailbox: mailbox, folder: f.name}
+	s.mu.Unlock()
+	return []string{okMsg("Subscribe", "<m:SubscriptionId>"+id+"</m:SubscriptionId>")}
+}
+
+type subscription struct{ mailbox, folder string }
+
+// ewsStream serves GetStreamingEvents: a chunked response of SOAP
+// envelopes, one per delivery, ended by ConnectionStatus Closed when the
+// ConnectionTimeout (minutes) runs out.
+func (s *Sim) ewsStream(w http.ResponseWriter, r *http.Request, mailbox string, op *xnode) {
+	id := strings.TrimSpace(op.find("SubscriptionIds", "SubscriptionId").text)
+	s.mu.Lock()
+	sub, ok := s.subs[id]
+	s.mu.Unlock()
+	envelope := func(inner string) string { // no XML declaration: the envelopes follow one another
+		return strings.TrimPrefix(soapHead, `<?xml version="1.0" encoding="utf-8"?>`) + `<m:GetStreamingEventsResponse xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages" ` +
+			`xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types"><m:ResponseMessages>` + inner +
+			`</m:ResponseMessages></m:GetStreamingEventsResponse></s:Body></s:Envelope>`
+	}
+	if !ok || sub.mailbox != mailbox {
+		w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+		io.WriteString(w, envelope(errMsg("GetStreamingEvents", "ErrorSubscriptionNotFound", "The subscription was not found.")))
+		return
+	}
+	minutes, _ := strconv.Atoi(strings.TrimSpace(op.child("ConnectionTimeout").text))
+	ch, cancel, err := s.store.watch(mailbox, sub.folder)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	defer cancel()
+	w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+	fl, _ := w.(http.Flusher)
+	send := func(inner string) {
+		io.WriteString(w, envelope(okMsg("GetStreamingEvents", inner)))
+		if fl != nil {
+			fl.Flush()
+		}
+	}
+	send(`<m:ConnectionStatus>OK</m:ConnectionStatus>`)
+	timeout := time.NewTimer(time.Duration(max(1, minutes)) * time.Minute)
+	defer timeout.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-timeout.C:
+			send(`<m:ConnectionStatus>Closed</m:ConnectionStatus>`)
+			return
+		case <-ch:
+			send(fmt.Sprintf(`<m:Notifications><m:Notification><t:SubscriptionId>%s</t:SubscriptionId><t:NewMailEvent><t:TimeStamp>%s</t:TimeStamp>`+
+				`</t:NewMailEvent></m:Notification></m:Notifications>`, id, time.Now().UTC().Format(time.RFC3339)))
+		}
+	}
 }
 
 func okMsg(op, inner string) string {

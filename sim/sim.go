@@ -147,6 +147,7 @@ type Sim struct {
 	imapSessions  int
 	faults        faults
 	sessions      map[*session]struct{}
+	subs          map[string]subscription // EWS streaming subscriptions
 }
 
 type faults struct {
@@ -181,7 +182,7 @@ func Start(ctx context.Context, seed *Seed, opts *Options) (*Sim, error) {
 	}
 	s := &Sim{
 		seed: seed, store: NewStore(), key: make([]byte, 32), tokenLifetime: opts.TokenLifetime, logf: opts.Logf,
-		tokenRequests: map[string]int{}, sessions: map[*session]struct{}{},
+		tokenRequests: map[string]int{}, sessions: map[*session]struct{}{}, subs: map[string]subscription{},
 		faults: faults{throttle: map[string]int{}, throttleMs: map[string]int{}, notConnected: map[string]int{}, dropFetch: map[string]int{}, refuse: map[string]map[uint32]bool{}, ewsBusy: map[string]int{}, ewsBusyMs: map[string]int{}, ews503: map[string]int{}, ewsBlocked: map[string]bool{}},
 	}
 	rand.Read(s.key)
