@@ -75,6 +75,7 @@ type fixture struct {
 	sim   *sim.Sim
 	bytes int64
 	n     int
+	yaml  string // the last config written by config()
 }
 
 func setup(b *testing.B, n int) *fixture {
@@ -177,8 +178,9 @@ func (f *fixture) config(b *testing.B) *config.Config {
 	bundle := filepath.Join(b.TempDir(), "ca.pem")
 	ca, _ := os.ReadFile(f.srv.CAFile)
 	os.WriteFile(bundle, append(ca, f.sim.CAPEM()...), 0o600)
-	cfg, err := config.Parse([]byte(fmt.Sprintf(`nats: {embedded: {listen: "127.0.0.1:0", store_dir: %q}}
+	f.yaml = fmt.Sprintf(`nats: {embedded: {listen: "127.0.0.1:0", store_dir: %q}}
 http: {listen: ""}
+log: {level: warn}
 defaults: {start_from: all, after_read: none}
 accounts:
   - name: bench
@@ -189,7 +191,8 @@ accounts:
     server: %s
     tls: {ca_file: %s}
     mailbox: bench@contoso.test
-`, b.TempDir(), tenant, client, secret, f.sim.Endpoints().Authority, f.srv.Addr, bundle)), "bench.yaml")
+`, b.TempDir(), tenant, client, secret, f.sim.Endpoints().Authority, f.srv.Addr, bundle)
+	cfg, err := config.Parse([]byte(f.yaml), "bench.yaml")
 	if err != nil {
 		b.Fatal(err)
 	}

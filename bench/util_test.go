@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"testing"
@@ -28,3 +29,5 @@ func imapToken(b testing.TB, f *fixture) (string, error) {
 	json.NewDecoder(resp.Body).Decode(&body)
 	return body.AccessToken, nil
 }
+
+func splitHostPort(addr string) (string, string, error) { return net.SplitHostPort(addr) }
