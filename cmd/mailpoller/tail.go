@@ -51,9 +51,9 @@ func cmdTail(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "mailpoller tail:", err)
 		return 1
 	}
-	nc, err := nats.Connect(u, opts...)
+	nc, err := nats.Connect(u, append(opts, nats.RetryOnFailedConnect(false))...)
 	if err != nil {
-		fmt.Fprintf(stderr, "mailpoller tail: connect to %s: %v\n", u, err)
+		fmt.Fprintf(stderr, "mailpoller tail: connect to %s: %v (is `mailpoller run` with the embedded server, or your NATS, running?)\n", u, err)
 		return 1
 	}
 	defer nc.Close()
