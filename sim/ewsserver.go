@@ -413,16 +413,23 @@ func (s *Sim) ewsSync(mailbox string, op *xnode) []string {
 	if f == nil {
 		return []string{errMsg("SyncFolderItems", "ErrorFolderNotFound", "The specified folder could not be found in the store.")}
 	}
+	// The state is "<folder id>/<uidvalidity>:<last UID>:<last change>".
 	var last uint64
+	lastChange := uint64(len(f.changes)) // a first sync lists items as they are now
 	if st := op.child("SyncState"); st != nil && strings.TrimSpace(st.text) != "" {
 		raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(st.text))
-		id, uid, ok := strings.Cut(string(raw), ":")
-		n, perr := strconv.ParseUint(uid, 10, 32)
-		if err != nil || !ok || perr != nil || id != f.id+"/"+strconv.FormatUint(uint64(f.uidValidity), 10) {
+		parts := strings.Split(string(raw), ":")
+		var perr1, perr2 error
+		if len(parts) == 3 {
+			last, perr1 = strconv.ParseUint(parts[1], 10, 32)
+			lastChange, perr2 = strconv.ParseUint(parts[2], 10, 64)
+		}
+		if err != nil || len(parts) != 3 || perr1 != nil || perr2 != nil || parts[0] != f.id+"/"+strconv.FormatUint(uint64(f.uidValidity), 10) ||
+			lastChange > uint64(len(f.changes)) {
 			return []string{errMsg("SyncFolderItems", "ErrorInvalidSyncStateData", "Synchronization state data is corrupt or otherwise invalid.")}
 		}
-		last = n
 	}
+	firstNew := last
 	max := 512
 	if m := op.child("MaxChangesReturned"); m != nil {
 		if n, err := strconv.Atoi(strings.TrimSpace(m.text)); err == nil && n > 0 {
@@ -444,7 +451,25 @@ func (s *Sim) ewsSync(mailbox string, op *xnode) []string {
 		last = uint64(m.UID)
 		count++
 	}
-	state := base64.StdEncoding.EncodeToString([]byte(f.id + "/" + strconv.FormatUint(uint64(f.uidValidity), 10) + ":" + strconv.FormatUint(last, 10)))
+	// Then what happened to items the client already knows.
+	for _, c := range f.changes[lastChange:] {
+		if more || count == max {
+			more = true
+			break
+		}
+		lastChange = c.seq
+		if uint64(c.uid) > firstNew {
+			continue // the client learns its current state from the Create
+		}
+		if c.kind == "delete" {
+			fmt.Fprintf(&b, `<t:Delete><t:ItemId Id="%s" ChangeKey="CQAAAA"/></t:Delete>`, c.itemID)
+		} else {
+			fmt.Fprintf(&b, `<t:ReadFlagChange><t:ItemId Id="%s" ChangeKey="CQAAAA"/><t:IsRead>true</t:IsRead></t:ReadFlagChange>`, c.itemID)
+		}
+		count++
+	}
+	state := base64.StdEncoding.EncodeToString([]byte(f.id + "/" + strconv.FormatUint(uint64(f.uidValidity), 10) + ":" +
+		strconv.FormatUint(last, 10) + ":" + strconv.FormatUint(lastChange, 10)))
 	return []string{okMsg("SyncFolderItems", fmt.Sprintf(`<m:SyncState>%s</m:SyncState><m:IncludesLastItemInRange>%t</m:IncludesLastItemInRange><m:Changes>%s</m:Changes>`,
 		state, !more, b.String()))}
 }

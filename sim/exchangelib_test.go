@@ -38,7 +38,7 @@ func TestExchangelib(t *testing.T) {
 	if err != nil {
 		t.Fatalf("exchangelib script: %v\n%s", err, out)
 	}
-	for _, step := range []string{"ok list 5 5", "ok mime", "ok sync 5", "ok mark_read", "ok move Processed", "ok delete", "ok resync 1"} {
+	for _, step := range []string{"ok list 5 5", "ok mime", "ok sync 5", "ok mark_read", "ok move Processed", "ok delete", "ok resync 1 created, 2 deleted, 1 read"} {
 		if !strings.Contains(string(out), step) {
 			t.Errorf("output lacks %q:\n%s", step, out)
 		}

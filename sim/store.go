@@ -39,6 +39,18 @@ func (s *Store) OnAction(f func(address, folder string, uid uint32, action strin
 }
 
 func (s *Store) actionLocked(address, folder string, uid uint32, action string) {
+	if f, err := s.folderLocked(address, folder); err == nil {
+		for _, m := range f.msgs {
+			if m.UID == uid {
+				kind := "delete"
+				if action == "seen" {
+					kind = "read"
+				}
+				f.changes = append(f.changes, change{seq: uint64(len(f.changes) + 1), uid: uid, itemID: m.ItemID, kind: kind})
+				break
+			}
+		}
+	}
 	if s.hook != nil {
 		s.hook(address, folder, uid, action)
 	}
@@ -56,6 +68,15 @@ type folder struct {
 	uidNext     uint32
 	msgs        []*Message // by UID ascending
 	watchers    map[chan struct{}]struct{}
+	changes     []change // read and delete changes, for EWS SyncFolderItems
+}
+
+// change is one entry of a folder's change log.
+type change struct {
+	seq    uint64
+	uid    uint32
+	itemID string
+	kind   string // "read" or "delete"
 }
 
 // Message is one stored mail.

@@ -70,6 +70,10 @@ new = b"From: a@example.net\r\nSubject: arrived after the first sync\r\n\r\nhi\r
 r = requests.post(ep["control"] + "/deliver", params={"mailbox": mailbox}, data=new)
 r.raise_for_status()
 acct.inbox.item_sync_state = sync_state
-again = [c for c in acct.inbox.sync_items(only_fields=["id", "subject"]) if c[0] == "create"]
-print("ok resync", len(again))
+changes = list(acct.inbox.sync_items(only_fields=["id", "subject"]))
+again = [c for c in changes if c[0] == "create"]
+deleted = [c for c in changes if c[0] == "delete"]
+read = [c for c in changes if c[0] == "read_flag_change"]
+print("ok resync", len(again), "created,", len(deleted), "deleted,", len(read), "read")
 assert len(again) == 1 and again[0][1].id == r.json()["item_id"], again
+assert len(deleted) == 2 and len(read) == 1, changes
