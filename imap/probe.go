@@ -30,10 +30,7 @@ func Probe(ctx context.Context, opts Options) (*ProbeResult, error) {
 	}
 	defer s.Close()
 	defer s.guard(ctx)()
-	res := &ProbeResult{UIDValidity: s.uidValidity}
-	if mb := s.c.Mailbox(); mb != nil {
-		res.Messages = mb.NumMessages
-	}
+	res := &ProbeResult{UIDValidity: s.uidValidity, Messages: s.numMessages}
 	data, err := s.c.UIDSearch(&goimap.SearchCriteria{NotFlag: []goimap.Flag{goimap.FlagSeen}}, nil).Wait()
 	if err != nil {
 		return res, fmt.Errorf("count unread: %w", classify(err))

@@ -67,6 +67,7 @@ type Source struct {
 	expiry      time.Time
 	uidValidity uint32
 	uidNext     uint32
+	numMessages uint32 // EXISTS at SELECT
 	stop        func() bool
 	changed     chan struct{} // signalled by unilateral EXISTS
 }
@@ -153,7 +154,7 @@ func (s *Source) connect(ctx context.Context) error {
 		}
 		return fmt.Errorf("select %s: %w", s.opts.Folder, err)
 	}
-	s.uidValidity, s.uidNext = sel.UIDValidity, uint32(sel.UIDNext)
+	s.uidValidity, s.uidNext, s.numMessages = sel.UIDValidity, uint32(sel.UIDNext), sel.NumMessages
 	if s.opts.AfterRead == "move" {
 		if err := s.checkFolder(s.opts.MoveTo); err != nil {
 			return err
@@ -258,38 +259,59 @@ type meta struct {
 }
 
 // fetchAll reads sizes first, then bodies in batches bounded by count and
-// bytes, and hands each batch over before fetching the next.
+// bytes, and hands each batch over in order. The next batch's bodies are
+// fetched while the current batch is being handled (published, flagged,
+// checkpointed), so the connection and the publisher both stay busy; at
+// most two batches are in memory.
 func (s *Source) fetchAll(ctx context.Context, uids []uint32, handle func(context.Context, source.Batch) error) error {
+	var batches [][]meta
 	for start := 0; start < len(uids); start += 500 {
-		chunk := uids[start:min(start+500, len(uids))]
-		metas, err := s.sizes(chunk)
+		metas, err := s.sizes(uids[start:min(start+500, len(uids))])
 		if err != nil {
 			return err
 		}
 		var batch []meta
 		var bytes int64
-		flush := func() error {
-			if len(batch) == 0 {
-				return nil
-			}
-			items, err := s.bodies(batch)
-			if err != nil {
-				return err
-			}
-			last := batch[len(batch)-1].uid
-			batch, bytes = nil, 0
-			return handle(ctx, source.Batch{Items: items, State: s.encode(last)})
-		}
 		for _, m := range metas {
 			if len(batch) > 0 && (len(batch) >= batchMessages || bytes+m.size > batchBytes) {
-				if err := flush(); err != nil {
-					return err
-				}
+				batches = append(batches, batch)
+				batch, bytes = nil, 0
 			}
 			batch = append(batch, m)
 			bytes += min(m.size, s.limit())
 		}
-		if err := flush(); err != nil {
+		if len(batch) > 0 {
+			batches = append(batches, batch)
+		}
+	}
+	type fetched struct {
+		items []source.Item
+		err   error
+	}
+	prefetch := func(batch []meta) <-chan fetched {
+		ch := make(chan fetched, 1) // the goroutine never blocks, even if nobody reads
+		go func() {
+			items, err := s.bodies(batch)
+			ch <- fetched{items, err}
+		}()
+		return ch
+	}
+	if len(batches) == 0 {
+		return nil
+	}
+	next := prefetch(batches[0])
+	for i, batch := range batches {
+		f := <-next
+		if f.err != nil {
+			return f.err
+		}
+		if i+1 < len(batches) {
+			next = prefetch(batches[i+1])
+		}
+		if err := handle(ctx, source.Batch{Items: f.items, State: s.encode(batch[len(batch)-1].uid)}); err != nil {
+			if i+1 < len(batches) {
+				<-next // the connection goes back to the caller idle
+			}
 			return err
 		}
 	}
