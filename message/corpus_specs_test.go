@@ -1,6 +1,7 @@
 package message
 
 import (
+	"encoding/base64"
 	"fmt"
 	"strings"
 
@@ -335,7 +336,11 @@ var corpus = []corpusMail{
 			"--b1\nContent-Type: application/octet-stream; name=broken.bin\nContent-Transfer-Encoding: base64\n\nQUJD!!!not*base64$$$\n--b1--\n",
 		want: with(std("c29@example.net", "Broken attachment"), func(m *Message) {
 			m.Text = "text\n"
-			m.Attachments = []Attachment{att("broken.bin", "application/octet-stream", []byte("ABC"), false, "")}
+			// RFC 2045 §6.8: characters outside the base64 alphabet are
+			// ignored, so the reader decodes "QUJDnotbase64": "ABC", six
+			// bytes from "notbase6", and a lone "4" that completes nothing.
+			junk, _ := base64.RawStdEncoding.DecodeString("QUJDnotbase6")
+			m.Attachments = []Attachment{att("broken.bin", "application/octet-stream", junk, false, "")}
 			m.Problems = problems(ProblemBadEncoding, "2")
 		})},
 

@@ -4,16 +4,15 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
-	"net/mail"
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	gomessage "github.com/emersion/go-message"
@@ -226,15 +225,11 @@ func (p *parser) latin1(name, v string) string {
 	return strings.ToValidUTF8(v, "\uFFFD")
 }
 
-// decodeHeader decodes RFC 2047 words; undecodable values are kept raw.
+// decodeHeader decodes RFC 2047 words (see decodeWords); raw 8-bit bytes
+// are read as windows-1252.
 func (p *parser) decodeHeader(name, v string) string {
 	v = p.latin1(name, v)
-	d, err := wordDecoder.DecodeHeader(v)
-	if err != nil {
-		p.problem("", ProblemBadHeader, name+": "+err.Error())
-		d = v
-	}
-	return p.utf8("", d)
+	return p.utf8("", p.decodeWords(name, v))
 }
 
 func (p *parser) header(h gomessage.Header) {
@@ -300,68 +295,6 @@ func (p *parser) msgIDs(mh gomail.Header, key string) []string {
 	return out
 }
 
-var dateLayouts = []string{
-	"Mon, 2 Jan 2006 15:04:05 -0700", "2 Jan 2006 15:04:05 -0700", "Mon, 2 Jan 2006 15:04:05 MST",
-	"Mon, 2 Jan 2006 15:04 -0700", "Mon, 2 Jan 06 15:04:05 -0700", "Mon, 02 Jan 2006 15:04:05 -0700 (MST)",
-	"Monday, January 2, 2006 3:04 PM", time.RFC3339, "2006-01-02 15:04:05 -0700", "Mon Jan 2 15:04:05 2006",
-}
-
-func parseDate(v string) (time.Time, bool) {
-	v = strings.TrimSpace(v)
-	if t, err := mail.ParseDate(v); err == nil {
-		return t, true
-	}
-	if i := strings.Index(v, " ("); i > 0 { // trailing comment such as "(CEST)"
-		if t, err := mail.ParseDate(v[:i]); err == nil {
-			return t, true
-		}
-	}
-	for _, l := range dateLayouts {
-		if t, err := time.Parse(l, v); err == nil {
-			return t, true
-		}
-	}
-	return time.Time{}, false
-}
-
-func (p *parser) addresses(h gomessage.Header, key string) []Address {
-	v := h.Get(key)
-	if strings.TrimSpace(v) == "" {
-		return nil
-	}
-	if !utf8.ValidString(v) {
-		h = gomessage.Header{}
-		h.Set(key, p.latin1(key, v))
-		v = h.Get(key)
-	}
-	mh := gomail.Header{Header: h}
-	if list, err := mh.AddressList(key); err == nil {
-		out := make([]Address, 0, len(list))
-		for _, a := range list {
-			out = append(out, Address{Name: p.utf8("", a.Name), Address: p.utf8("", a.Address)})
-		}
-		return out
-	}
-	// Lenient: parse each comma-separated piece on its own.
-	var out []Address
-	for _, piece := range strings.Split(unfold(v), ",") {
-		piece = strings.TrimSpace(piece)
-		if piece == "" {
-			continue
-		}
-		if a, err := (&mail.AddressParser{WordDecoder: wordDecoder}).Parse(piece); err == nil {
-			out = append(out, Address{Name: p.utf8("", a.Name), Address: p.utf8("", a.Address)})
-		} else if at := strings.LastIndex(piece, "@"); at > 0 {
-			addr := strings.Trim(piece[strings.LastIndexAny(piece[:at], " <\"")+1:], "<> \"")
-			if local, domain, _ := strings.Cut(addr, "@"); local != "" && domain != "" && !strings.ContainsAny(addr[len(local)+1:], "@<>\" ") {
-				out = append(out, Address{Address: p.utf8("", addr)})
-			}
-		}
-	}
-	p.problem("", ProblemBadAddress, key+": "+p.utf8("", unfold(v)))
-	return out
-}
-
 func (p *parser) flags(h gomessage.Header) {
 	has := func(k string) bool { return strings.TrimSpace(h.Get(k)) != "" }
 	lower := func(k string) string { return strings.ToLower(strings.TrimSpace(h.Get(k))) }
@@ -381,7 +314,7 @@ func (p *parser) flags(h gomessage.Header) {
 	if t, params, err := h.ContentType(); err == nil && t == "multipart/report" && strings.EqualFold(params["report-type"], "delivery-status") {
 		p.m.Auto.Bounce = true
 	}
-	if strings.TrimSpace(h.Get("Return-Path")) == "<>" {
+	if strings.Join(strings.Fields(h.Get("Return-Path")), "") == "<>" {
 		from := strings.ToLower(h.Get("From"))
 		if strings.Contains(from, "mailer-daemon") || strings.Contains(from, "postmaster") {
 			p.m.Auto.Bounce = true
@@ -465,20 +398,44 @@ func (p *parser) truncatedWithin(path string) bool {
 // decodeTransfer reads a leaf's content, undoing its
 // Content-Transfer-Encoding only: attachments keep their bytes as sent.
 func (p *parser) decodeTransfer(h gomessage.Header, body io.Reader, path string) []byte {
-	th := gomessage.Header{}
-	if cte := h.Get("Content-Transfer-Encoding"); cte != "" {
-		th.Set("Content-Transfer-Encoding", cte)
+	var r io.Reader
+	var filter *base64Filter
+	if cte := strings.ToLower(strings.TrimSpace(h.Get("Content-Transfer-Encoding"))); cte == "base64" {
+		filter = &base64Filter{r: body}
+		r = base64.NewDecoder(base64.RawStdEncoding, filter)
+	} else {
+		th := gomessage.Header{}
+		if cte != "" {
+			th.Set("Content-Transfer-Encoding", cte)
+		}
+		e, err := gomessage.New(th, body)
+		if err != nil {
+			p.problem(path, ProblemBadEncoding, err.Error())
+		}
+		r = e.Body
 	}
-	e, err := gomessage.New(th, body)
-	if err != nil {
-		p.problem(path, ProblemBadEncoding, err.Error())
-	}
-	data, err := io.ReadAll(io.LimitReader(e.Body, p.budget+1))
+	data, err := io.ReadAll(io.LimitReader(r, p.budget+1))
 	if int64(len(data)) > p.budget {
 		data = data[:p.budget]
 		p.problem(path, ProblemTooLarge, "decoded content over the parse budget, cut")
 	}
 	p.budget -= int64(len(data))
+	if filter != nil && filter.srcErr == nil { // the part was read whole: any trouble is the encoding's
+		var details []string
+		if filter.junk {
+			details = append(details, "characters outside the base64 alphabet skipped")
+		}
+		if filter.trailing {
+			details = append(details, "data after the padding ignored")
+		}
+		if err != nil {
+			details = append(details, err.Error())
+		}
+		if details != nil {
+			p.problem(path, ProblemBadEncoding, "base64: "+strings.Join(details, "; "))
+		}
+		return data
+	}
 	if err != nil {
 		code := ProblemBadEncoding
 		if errors.Is(err, io.ErrUnexpectedEOF) || strings.Contains(err.Error(), "multipart") {
