@@ -4,7 +4,47 @@
 // auto-reply / bounce / bulk flags that consumers use to avoid mail loops.
 //
 // Parse never fails: broken or hostile input still yields a Message with
-// what could be read and a Problem for each thing that could not.
+// what could be read and a Problem for each thing that could not. The
+// Problem codes are the Problem* constants; each is documented there.
+//
+// # Bodies and attachments
+//
+// text/plain and text/html parts without a filename and without
+// Content-Disposition: attachment are bodies, converted to UTF-8 from
+// their charset (several plain parts are joined with "\n", as are HTML
+// parts split around an inline image). Every other leaf part is an
+// Attachment, with its transfer encoding undone but its bytes otherwise
+// as sent. An attached message/rfc822 is not parsed further: it is named
+// after its Subject (or "message.eml"). A part is inline when its
+// Content-Disposition says so, or when it has a Content-ID inside
+// multipart/related.
+//
+// # Auto flags
+//
+//   - AutoReply: Auto-Submitted present and not "no"; or X-Autoreply,
+//     X-Autorespond or X-Auto-Response-Suppress present with any value;
+//     or Precedence: auto_reply.
+//   - Bounce: top-level Content-Type multipart/report with
+//     report-type=delivery-status; or any message/delivery-status part; or
+//     a null Return-Path (<>) with a From containing MAILER-DAEMON or
+//     postmaster (any case).
+//   - Bulk: Precedence bulk, list or junk; or List-Id or List-Unsubscribe
+//     present.
+//
+// # Leniency
+//
+// Raw 8-bit header bytes are read as windows-1252; encoded words are
+// decoded word by word (a broken one is kept as written); Date accepts
+// RFC 5322 with its obsolete forms and common broken ones (zone
+// abbreviations, "+01:00", no zone at all, which reads as UTC); address
+// lists that net/mail refuses are read piece by piece; base64 skips
+// characters outside its alphabet (RFC 2045 §6.8) and needs no padding.
+// Where the sender's meaning is recovered in full (a missing padding, a
+// zone abbreviation, an encoded word inside quotes) nothing is recorded;
+// where something is guessed or dropped (raw 8-bit header bytes, skipped
+// base64 characters, a word kept as written, an address list read piece
+// by piece) a Problem says so. A Date without a zone is read as UTC
+// silently.
 package message
 
 import "time"

@@ -36,7 +36,7 @@ const (
 	ProblemHeaderTooLarge = "header_too_large" // header block over Options.MaxHeaderBytes: the rest of it skipped
 	ProblemNoBody         = "no_body"          // the message has a header but no body
 	ProblemNotMIME        = "not_mime"         // no RFC 5322 header at all: the whole input is the text body
-	ProblemTooLarge       = "too_large"        // set by the poller: over max_message_bytes, only the header was read
+	ProblemTooLarge       = "too_large"        // over the poller's max_message_bytes (set by the poller), or decoded content over Parse's budget (cut)
 )
 
 // Defaults of Options.

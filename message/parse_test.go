@@ -334,3 +334,22 @@ func bigMessage(sizes ...int) []byte {
 	buf.WriteString("--B--\r\n")
 	return buf.Bytes()
 }
+
+// TestMegabyteAttachment parses a message with a 1 MiB attachment (base64
+// in 76-character lines) beside a text body.
+func TestMegabyteAttachment(t *testing.T) {
+	raw := bigMessage(1 << 20)
+	m := Parse(raw, nil)
+	checkInvariants(t, m)
+	if m.Text != "hi\n" || len(m.Problems) != 0 || len(m.Attachments) != 1 {
+		t.Fatalf("text %q problems %+v attachments %d", m.Text, m.Problems, len(m.Attachments))
+	}
+	a := m.Attachments[0]
+	if a.Filename != "f0.bin" || a.ContentType != "application/octet-stream" || a.Size != 1<<20 ||
+		a.SHA256 != sum(blob(0, 1<<20)) || !bytes.Equal(a.Content, blob(0, 1<<20)) {
+		t.Errorf("attachment %q %s size %d sha256 %s", a.Filename, a.ContentType, a.Size, a.SHA256)
+	}
+	if m.Size != int64(len(raw)) {
+		t.Errorf("size %d, want %d", m.Size, len(raw))
+	}
+}
