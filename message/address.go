@@ -55,18 +55,21 @@ func (p *parser) address(key, name, addr string) Address {
 // else as a bare address; pieces with no address in them are skipped.
 func lenientAddresses(v string) []mail.Address {
 	var out []mail.Address
-	pending := ""
-	for _, piece := range splitAddressList(v) {
-		piece = strings.TrimSpace(stripGroupName(piece))
+	pending := -1 // start in v of a name carried over to the next piece
+	for _, r := range splitAddressList(v) {
+		start := r[0]
+		if pending >= 0 {
+			start = pending // the name and this piece as written, separator included
+		}
+		piece := strings.TrimSpace(stripGroupName(v[start:r[1]]))
+		pending = -1
 		if piece == "" {
 			continue
 		}
-		if pending != "" {
-			piece = pending + ", " + piece
-			pending = ""
-		}
 		if !strings.Contains(piece, "@") {
-			pending = piece
+			if r[1]-start <= maxPendingName { // longer is junk, not a name
+				pending = start
+			}
 			continue
 		}
 		if a, ok := readAddress(piece); ok {
@@ -76,36 +79,34 @@ func lenientAddresses(v string) []mail.Address {
 	return out
 }
 
-// splitAddressList splits v at commas and semicolons that are outside
-// quoted strings and comments. (Angle brackets are not tracked: an
-// unclosed "<" must not swallow the rest of the list.)
-func splitAddressList(v string) []string {
-	var out []string
-	var cur strings.Builder
+// splitAddressList returns the [start, end) ranges of v between commas
+// and semicolons that are outside quoted strings and comments. (Angle
+// brackets are not tracked: an unclosed "<" must not swallow the rest of
+// the list.)
+func splitAddressList(v string) [][2]int {
+	var out [][2]int
 	quoted, escaped := false, false
-	paren := 0
-	for _, r := range v {
-		switch {
+	paren, start := 0, 0
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
 		case escaped:
 			escaped = false
-		case r == '\\' && (quoted || paren > 0):
+		case c == '\\' && (quoted || paren > 0):
 			escaped = true
-		case r == '"' && paren == 0:
+		case c == '"' && paren == 0:
 			quoted = !quoted
 		case quoted:
-		case r == '(':
+		case c == '(':
 			paren++
-		case r == ')' && paren > 0:
+		case c == ')' && paren > 0:
 			paren--
 		case paren > 0:
-		case r == ',' || r == ';':
-			out = append(out, cur.String())
-			cur.Reset()
-			continue
+		case c == ',' || c == ';':
+			out = append(out, [2]int{start, i})
+			start = i + 1
 		}
-		cur.WriteRune(r)
 	}
-	return append(out, cur.String())
+	return append(out, [2]int{start, len(v)})
 }
 
 // stripGroupName drops a leading "group name:" from a piece.
@@ -116,6 +117,9 @@ func stripGroupName(piece string) string {
 	}
 	return piece
 }
+
+// maxPendingName bounds a display name carried over to the next piece.
+const maxPendingName = 256
 
 var lenientParser = &mail.AddressParser{WordDecoder: wordDecoder}
 

@@ -563,4 +563,51 @@ var corpus = []corpusMail{
 			m.Attachments = []Attachment{att("Q3_Q4 budget.eml", "message/rfc822", crlf(budgetInner), false, ""),
 				att("original.eml", "message/rfc822", crlf(forwardedInner), false, "")}
 		})},
+
+	{name: "56-outlook-semicolon-recipients",
+		// Typed into a client that keeps "Last, First" unquoted and ";"
+		// between recipients; the Cc name is an encoded word inside quotes.
+		raw: "From: \"Schmidt, Peter\" <peter.schmidt@example.de>\nTo: Müller, Hans <hans.mueller@example.de>; Lena Koch <lena.koch@example.de>\n" +
+			"Cc: \"=?utf-8?Q?J=C3=BCrgen_Wei=C3=9F?=\" <juergen@example.de>\nSubject: Termin Dienstag\nDate: Tue, 17 Nov 2026 08:15:00 +0100\n" +
+			"Message-ID: <c56@example.de>\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\nPasst 10 Uhr?\n",
+		dec: map[string]string{"Cc": "\"Jürgen Weiß\" <juergen@example.de>"},
+		want: Message{MessageID: "c56@example.de", Subject: "Termin Dienstag", Date: date("2026-11-17T08:15:00+01:00"),
+			From: addr("Schmidt, Peter", "peter.schmidt@example.de"),
+			To:   []Address{{"Müller, Hans", "hans.mueller@example.de"}, {"Lena Koch", "lena.koch@example.de"}},
+			Cc:   addr("Jürgen Weiß", "juergen@example.de"), Text: "Passt 10 Uhr?\n", Problems: problems(ProblemBadAddress, "")}},
+
+	{name: "57-split-encoded-words",
+		// A shop system that cuts the UTF-8 subject into encoded words at
+		// byte boundaries (inside "ä") and leaves out the base64 padding.
+		raw: "From: =?UTF-8?Q?M=C3=B6belhaus_Nord?= <bestellung@moebel.example>\nTo: alice@example.net\n" +
+			"Subject: =?UTF-8?B?QmVzdGVsbGJlc3TD?=\n =?UTF-8?B?pHRpZ3VuZyDigJMgQXVmdHJhZyA0NzEx?=\nDate: Tue, 17 Nov 2026 12:00:00 +0100\n" +
+			"Message-ID: <c57@moebel.example>\nMIME-Version: 1.0\nContent-Type: text/plain; charset=UTF-8\nContent-Transfer-Encoding: base64\n\n" +
+			"VmllbGVuIERhbmsgZsO8ciBJaHJlIEJlc3RlbGx1bmch\n",
+		dec: map[string]string{"From": "Möbelhaus Nord <bestellung@moebel.example>", "Subject": "Bestellbestätigung – Auftrag 4711"},
+		want: Message{MessageID: "c57@moebel.example", Subject: "Bestellbestätigung – Auftrag 4711", Date: date("2026-11-17T12:00:00+01:00"),
+			From: addr("Möbelhaus Nord", "bestellung@moebel.example"), To: addr("", "alice@example.net"),
+			Text: "Vielen Dank für Ihre Bestellung!\n"}},
+
+	{name: "58-date-zone-abbreviation",
+		// An old mailer: zone abbreviation instead of an offset, base64
+		// without padding.
+		raw: "From: Alice Example <alice@example.net>\nTo: support@contoso.test\nSubject: Old mailer\nDate: Fri, 16 Oct 2026 09:30:00 CEST\n" +
+			"Message-ID: <c58@example.net>\nX-Mailer: Lotus Notes Release 8.5.3\nMIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n" +
+			"Content-Transfer-Encoding: base64\n\nR3LDvMOfZQ\n",
+		want: with(std("c58@example.net", "Old mailer"), func(m *Message) {
+			m.Date = date("2026-10-16T09:30:00+02:00")
+			m.Text = "Grüße\n"
+		})},
+
+	{name: "59-undisclosed-junk-base64",
+		// Sent to a group with no members, through a gateway that put a
+		// stray "%" into the base64 body: RFC 2045 says skip it.
+		raw: "From: Alice Example <alice@example.net>\nTo: undisclosed-recipients:;\nBcc: \nSubject: Notice\nDate: Mon, 16 Nov 2026 10:00:00 +0100\n" +
+			"Message-ID: <c59@example.net>\nMIME-Version: 1.0\nContent-Type: text/plain; charset=us-ascii\nContent-Transfer-Encoding: base64\n\n" +
+			"TWFp%bnRlbmFuY2UgdG9uaWdodC4K\n",
+		want: with(std("c59@example.net", "Notice"), func(m *Message) {
+			m.To = nil
+			m.Text = "Maintenance tonight.\n"
+			m.Problems = problems(ProblemBadEncoding, "1")
+		})},
 }

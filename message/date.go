@@ -37,11 +37,17 @@ var zones = map[string]int{
 	"AEST": 10, "AEDT": 11,
 }
 
+// maxDateLen is far longer than any real Date value, comment included.
+const maxDateLen = 200
+
 // parseDate reads a Date header leniently: RFC 5322 (with its obsolete
 // forms), a trailing comment, and the broken forms in dateLayouts. A
 // date without any zone is taken as UTC. The second result is false when
 // nothing matched.
 func parseDate(v string) (time.Time, bool) {
+	if len(v) > maxDateLen {
+		return time.Time{}, false
+	}
 	v = strings.Join(strings.Fields(v), " ")
 	if i := strings.Index(v, " ("); i > 0 { // trailing comment such as "(CEST)"
 		v = v[:i]

@@ -91,7 +91,13 @@ func Parse(raw []byte, opts *Options) (m *Message) {
 	return p.m
 }
 
+// maxDetail bounds a Problem's Detail, in bytes.
+const maxDetail = 300
+
 func (p *parser) problem(part, code, detail string) {
+	if len(detail) > maxDetail { // details quote the input, which may be huge
+		detail = detail[:maxDetail] + "…"
+	}
 	detail = strings.ToValidUTF8(detail, "\uFFFD") // errors may quote the input
 	key := code + "\x00" + part + "\x00" + detail
 	if p.seen[key] || len(p.m.Problems) >= 100 {
