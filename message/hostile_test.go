@@ -41,3 +41,33 @@ func TestHostileHeaders(t *testing.T) {
 		}
 	}
 }
+
+// TestHostileBodies does the same for bodies: many body parts, empty
+// parts, encodings made of nothing but line breaks or padding.
+func TestHostileBodies(t *testing.T) {
+	parts := func(n int, part string) string {
+		return "Content-Type: multipart/mixed; boundary=b\r\n\r\n" + strings.Repeat("--b\r\n"+part, n) + "--b--\r\n"
+	}
+	line := strings.Repeat("x", 76) + "\r\n"
+	for _, tc := range []struct{ name, raw string }{
+		{"999 text parts", parts(999, "Content-Type: text/plain\r\n\r\n"+strings.Repeat(line, 30))},
+		{"999 html parts", parts(999, "Content-Type: text/html\r\n\r\n"+strings.Repeat(line, 30))},
+		{"a million empty parts", parts(1_000_000, "")},
+		{"soft line breaks only", "Content-Transfer-Encoding: quoted-printable\r\n\r\n" + strings.Repeat("=\r\n", 500_000)},
+		{"padding only", "Content-Transfer-Encoding: base64\r\n\r\n" + strings.Repeat("====\r\n", 300_000)},
+		{"junk only", "Content-Transfer-Encoding: base64\r\n\r\n" + strings.Repeat("!!!!\r\n", 300_000)},
+		{"one long line", "Content-Type: text/plain\r\n\r\n" + strings.Repeat("x", 2_000_000)},
+	} {
+		raw := []byte("From: a@example.net\r\nSubject: s\r\n" + tc.raw)
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		m := Parse(raw, nil)
+		runtime.ReadMemStats(&after)
+		checkInvariants(t, m)
+		if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 100*uint64(len(raw)) {
+			t.Errorf("%s: %d bytes allocated for %d of input", tc.name, alloc, len(raw))
+		} else {
+			t.Logf("%s: %.1f bytes allocated per input byte", tc.name, float64(alloc)/float64(len(raw)))
+		}
+	}
+}

@@ -50,7 +50,9 @@ type parser struct {
 	opts   Options
 	m      *Message
 	parts  int
-	budget int64 // decoded bytes left
+	budget int64    // decoded bytes left
+	texts  []string // text/plain body pieces, in order
+	html   []string // text/html body pieces, in order
 	seen   map[string]bool
 }
 
@@ -165,10 +167,30 @@ func (p *parser) parse(raw []byte) {
 	h := gomessage.Header{Header: th}
 	p.header(h)
 	p.walk(h, bytes.NewReader(raw[hlen:]), "", 0, "")
-	p.m.Text = strings.TrimRight(p.m.Text, "\r\n")
+	p.m.Text = strings.TrimRight(joinBodies(p.texts), "\r\n")
 	if p.m.Text != "" {
 		p.m.Text += "\n"
 	}
+	p.m.HTML = joinBodies(p.html)
+}
+
+// joinBodies joins the pieces of a body (several text parts, or HTML
+// split around an inline image): each piece but the last loses its
+// trailing line breaks and is followed by exactly one.
+func joinBodies(pieces []string) string {
+	var b strings.Builder
+	for i, s := range pieces {
+		if i < len(pieces)-1 {
+			if s = strings.TrimRight(s, "\r\n"); s == "" {
+				continue
+			}
+		}
+		if b.Len() > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(s)
+	}
+	return b.String()
 }
 
 // headerFieldsOnly drops the lines of a header block that are neither a
@@ -488,14 +510,11 @@ func (p *parser) leaf(h gomessage.Header, body io.Reader, path, mediaType string
 	isText := mediaType == "text/plain" || mediaType == "text/html"
 	if isText && filename == "" && disp != "attachment" {
 		s := strings.ReplaceAll(p.text(data, params["charset"], path), "\r\n", "\n")
-		body := &p.m.Text
 		if mediaType == "text/html" {
-			body = &p.m.HTML
+			p.html = append(p.html, s)
+		} else {
+			p.texts = append(p.texts, s)
 		}
-		if *body != "" { // bodies split around an inline image: keep every piece
-			*body = strings.TrimRight(*body, "\r\n") + "\n"
-		}
-		*body += s
 		return
 	}
 	if filename == "" && mediaType == "message/rfc822" {

@@ -353,3 +353,11 @@ func TestMegabyteAttachment(t *testing.T) {
 		t.Errorf("size %d, want %d", m.Size, len(raw))
 	}
 }
+
+func TestTextPartsJoined(t *testing.T) {
+	m := parseCRLF("From: a@example.net\nContent-Type: multipart/mixed; boundary=z\n\n--z\nContent-Type: text/plain\n\nfirst\n\n\n" +
+		"--z\nContent-Type: text/plain\n\n\n--z\nContent-Type: text/plain; charset=iso-8859-1\nContent-Transfer-Encoding: quoted-printable\n\nsecond caf=E9\n--z--\n")
+	if m.Text != "first\nsecond café\n" || len(m.Problems) != 0 {
+		t.Errorf("text %q problems %+v", m.Text, m.Problems)
+	}
+}
