@@ -156,6 +156,9 @@ func (s *Source) Wait(ctx context.Context, limit time.Duration) error {
 			return s.Wait(ctx, limit)
 		}
 		s.subID = id
+		// Mail that arrived between the last sync and the subscription
+		// raised no notification: sync once more now.
+		return nil
 	}
 	changed, err := s.c.WaitEvents(ctx, s.opts.Mailbox, s.subID, limit)
 	if err != nil {

@@ -256,13 +256,22 @@ func (s *Sim) ewsSubscribe(mailbox string, op *xnode) []string {
 		return []string{errMsg("Subscribe", "ErrorFolderNotFound", "The specified folder could not be found in the store.")}
 	}
 	id := newID()
+	// Events are queued on the subscription from now on, as in Exchange,
+	// even before the client opens GetStreamingEvents.
+	ch, _, err := s.store.watch(mailbox, f.name)
+	if err != nil {
+		return []string{errMsg("Subscribe", "ErrorFolderNotFound", err.Error())}
+	}
 	s.mu.Lock()
-	s.subs[id] = subscription{mailbox: mailbox, folder: f.name}
+	s.subs[id] = subscription{mailbox: mailbox, folder: f.name, events: ch}
 	s.mu.Unlock()
 	return []string{okMsg("Subscribe", "<m:SubscriptionId>"+id+"</m:SubscriptionId>")}
 }
 
-type subscription struct{ mailbox, folder string }
+type subscription struct {
+	mailbox, folder string
+	events          chan struct{} // signalled on every delivery since Subscribe
+}
 
 // ewsStream serves GetStreamingEvents: a chunked response of SOAP
 // envelopes, one per delivery, ended by ConnectionStatus Closed when the
@@ -283,12 +292,7 @@ func (s *Sim) ewsStream(w http.ResponseWriter, r *http.Request, mailbox string, 
 		return
 	}
 	minutes, _ := strconv.Atoi(strings.TrimSpace(op.child("ConnectionTimeout").text))
-	ch, cancel, err := s.store.watch(mailbox, sub.folder)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	defer cancel()
+	ch := sub.events
 	w.Header().Set("Content-Type", "text/xml; charset=utf-8")
 	fl, _ := w.(http.Flusher)
 	send := func(inner string) {
