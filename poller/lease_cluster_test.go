@@ -2,11 +2,11 @@ package poller
 
 import (
 	"context"
-	"os"
 	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
