@@ -8,7 +8,7 @@ import (
 // Summary is m on one line for people: the first sender, the quoted
 // subject, then tags for attachments, the auto flags and problems, e.g.
 //
-//	Alice Example <alice@example.net>  "Invoice 2026-118"  [1 attachment] [bulk]
+//	Alice Example <alice@example.net>  "Invoice 2026-118"  [1 attachment]  [bulk]
 func (m *Message) Summary() string {
 	from := "(no sender)"
 	if len(m.From) > 0 {
