@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -111,34 +110,5 @@ func summary(subject string, data []byte) string {
 		return fmt.Sprintf("%s: %d bytes (not a mailpoller event)", subject, len(data))
 	}
 	d := ev.Data
-	from := ""
-	if len(d.From) > 0 {
-		from = d.From[0].Address
-		if d.From[0].Name != "" {
-			from = d.From[0].Name + " <" + from + ">"
-		}
-	}
-	var tags []string
-	if n := len(d.Attachments); n > 0 {
-		tags = append(tags, fmt.Sprintf("[%d attachment%s]", n, plural(n)))
-	}
-	for _, f := range []struct {
-		name string
-		on   bool
-	}{{"auto_reply", d.Auto.AutoReply}, {"bounce", d.Auto.Bounce}, {"bulk", d.Auto.Bulk}} {
-		if f.on {
-			tags = append(tags, "["+f.name+"]")
-		}
-	}
-	if n := len(d.Problems); n > 0 {
-		tags = append(tags, fmt.Sprintf("[%d problem%s]", n, plural(n)))
-	}
-	return fmt.Sprintf("%s  %s/%s  %s  %q  %s id=%s", ev.Time.Local().Format(time.TimeOnly), d.Account, d.Mailbox, from, d.Subject, strings.Join(tags, " "), ev.ID)
-}
-
-func plural(n int) string {
-	if n == 1 {
-		return ""
-	}
-	return "s"
+	return fmt.Sprintf("%s  %s/%s  %s  id=%s", ev.Time.Local().Format(time.TimeOnly), d.Account, d.Mailbox, d.Message.Summary(), ev.ID)
 }
