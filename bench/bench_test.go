@@ -152,6 +152,7 @@ func BenchmarkDovecot(b *testing.B) {
 		b.ReportMetric(float64(f.bytes)*float64(b.N)/b.Elapsed().Seconds()/1e6, "MB/s")
 	})
 	b.Run("mailpoller", func(b *testing.B) {
+		cpu := cpuSeconds()
 		for b.Loop() {
 			b.StopTimer()
 			cfg := f.config(b)
@@ -169,6 +170,7 @@ func BenchmarkDovecot(b *testing.B) {
 			nc.Close()
 			b.StartTimer()
 		}
+		b.ReportMetric((cpuSeconds()-cpu)/float64(b.N), "cpu-s")
 		b.ReportMetric(float64(f.n)*float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 		b.ReportMetric(float64(f.bytes)*float64(b.N)/b.Elapsed().Seconds()/1e6, "MB/s")
 	})

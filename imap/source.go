@@ -487,13 +487,36 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 
 // fetchInto fetches a section of uids into got.
 func (s *Source) fetchInto(got map[uint32][]byte, uids []uint32, section *goimap.FetchItemBodySection) error {
-	msgs, err := s.c.Fetch(uidSet(uids), &goimap.FetchOptions{UID: true, BodySection: []*goimap.FetchItemBodySection{section}}).Collect()
-	for _, m := range msgs {
-		if b := m.FindBodySection(section); b != nil {
-			got[uint32(m.UID)] = b
+	cmd := s.c.Fetch(uidSet(uids), &goimap.FetchOptions{UID: true, BodySection: []*goimap.FetchItemBodySection{section}})
+	for m := cmd.Next(); m != nil; m = cmd.Next() {
+		var uid uint32
+		var body []byte
+		for item := m.Next(); item != nil; item = m.Next() {
+			switch item := item.(type) {
+			case imapclient.FetchItemDataUID:
+				uid = uint32(item.UID)
+			case imapclient.FetchItemDataBodySection:
+				if item.Literal == nil {
+					continue
+				}
+				// The literal's size is known: read it into one buffer
+				// of that size, not a growing one.
+				buf := make([]byte, item.Literal.Size())
+				n, err := io.ReadFull(item.Literal, buf)
+				if err != nil {
+					if cerr := cmd.Close(); cerr != nil {
+						return cerr
+					}
+					return fmt.Errorf("read literal: %w", err)
+				}
+				body = buf[:n]
+			}
+		}
+		if uid != 0 && body != nil {
+			got[uid] = body
 		}
 	}
-	return err
+	return cmd.Close()
 }
 
 // AfterRead implements source.Source.

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -54,6 +53,9 @@ type parser struct {
 	texts  []string // text/plain body pieces, in order
 	html   []string // text/html body pieces, in order
 	seen   map[string]bool
+	// scratch holds a part's encoded content while it is decoded.
+	scratch []byte
+	size    int // of the raw message
 }
 
 // Parse reads raw as an RFC 5322 message. It never fails and never panics:
@@ -83,6 +85,8 @@ func Parse(raw []byte, opts *Options) (m *Message) {
 		p.opts.MaxParts = DefaultMaxParts
 	}
 	p.budget = 2*int64(len(raw)) + 1<<20
+	p.size = len(raw)
+	defer p.release()
 	defer func() {
 		if r := recover(); r != nil {
 			p.problem("", ProblemBadEncoding, fmt.Sprintf("parser stopped: %v", r))
@@ -426,43 +430,44 @@ func (p *parser) truncatedWithin(path string) bool {
 // decodeTransfer reads a leaf's content, undoing its
 // Content-Transfer-Encoding only: attachments keep their bytes as sent.
 func (p *parser) decodeTransfer(h gomessage.Header, body io.Reader, path string) []byte {
-	var r io.Reader
-	var filter *base64Filter
+	var data []byte
+	var err error
+	var details []string // base64 trouble, when the part was read whole
 	if cte := strings.ToLower(strings.TrimSpace(h.Get("Content-Transfer-Encoding"))); cte == "base64" {
-		filter = &base64Filter{r: body}
-		r = base64.NewDecoder(base64.RawStdEncoding, filter)
+		var src []byte
+		src, err = p.readAll(body)
+		var junk, trailing bool
+		var derr error
+		data, junk, trailing, derr = decodeBase64(src)
+		if err == nil { // the part was read whole: any trouble is the encoding's
+			if junk {
+				details = append(details, "characters outside the base64 alphabet skipped")
+			}
+			if trailing {
+				details = append(details, "data after the padding ignored")
+			}
+			if derr != nil {
+				details = append(details, derr.Error())
+			}
+		}
 	} else {
 		th := gomessage.Header{}
 		if cte != "" {
 			th.Set("Content-Transfer-Encoding", cte)
 		}
-		e, err := gomessage.New(th, body)
-		if err != nil {
-			p.problem(path, ProblemBadEncoding, err.Error())
+		e, nerr := gomessage.New(th, body)
+		if nerr != nil {
+			p.problem(path, ProblemBadEncoding, nerr.Error())
 		}
-		r = e.Body
+		data, err = io.ReadAll(io.LimitReader(e.Body, p.budget+1))
 	}
-	data, err := io.ReadAll(io.LimitReader(r, p.budget+1))
 	if int64(len(data)) > p.budget {
 		data = data[:p.budget]
 		p.problem(path, ProblemTooLarge, "decoded content over the parse budget, cut")
 	}
 	p.budget -= int64(len(data))
-	if filter != nil && filter.srcErr == nil { // the part was read whole: any trouble is the encoding's
-		var details []string
-		if filter.junk {
-			details = append(details, "characters outside the base64 alphabet skipped")
-		}
-		if filter.trailing {
-			details = append(details, "data after the padding ignored")
-		}
-		if err != nil {
-			details = append(details, err.Error())
-		}
-		if details != nil {
-			p.problem(path, ProblemBadEncoding, "base64: "+strings.Join(details, "; "))
-		}
-		return data
+	if details != nil {
+		p.problem(path, ProblemBadEncoding, "base64: "+strings.Join(details, "; "))
 	}
 	if err != nil {
 		code := ProblemBadEncoding
