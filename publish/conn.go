@@ -72,6 +72,11 @@ func Connect(ctx context.Context, cfg config.NATS, log *slog.Logger) (*Conn, err
 		c.Close()
 		return nil, err
 	}
+	if c.srv != nil {
+		// The embedded server is in this process: talk to it through a
+		// pipe, not through the kernel's loopback.
+		opts = append(opts, nats.InProcessServer(c.srv))
+	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		c.Close()

@@ -58,7 +58,7 @@ func (c *Conn) Prepare(ctx context.Context, subject string, ev *Event, raw []byt
 			a.Data, a.Content = a.Content, nil
 			continue
 		}
-		b, err := c.PutBlob(ctx, a.Content)
+		b, err := c.putBlob(ctx, a.SHA256, a.Content) // the parser hashed it already
 		if err != nil {
 			return nil, fmt.Errorf("store attachment %q: %w", a.Filename, err)
 		}
@@ -110,7 +110,7 @@ func (c *Conn) fit(ctx context.Context, ev *Event) ([]byte, error) {
 				if a.Data == nil {
 					continue
 				}
-				b, err := c.PutBlob(ctx, a.Data)
+				b, err := c.putBlob(ctx, a.SHA256, a.Data)
 				if err != nil {
 					return err
 				}
@@ -162,8 +162,16 @@ func (c *Conn) fit(ctx context.Context, ev *Event) ([]byte, error) {
 // PutBlob stores data in the object store under its sha256 (once: an
 // existing object is reused) and returns the reference.
 func (c *Conn) PutBlob(ctx context.Context, data []byte) (*message.Blob, error) {
-	sum := sha256.Sum256(data)
-	key := hex.EncodeToString(sum[:])
+	return c.putBlob(ctx, "", data)
+}
+
+// putBlob is PutBlob with the data's sha256 in hex already known (key "":
+// not known).
+func (c *Conn) putBlob(ctx context.Context, key string, data []byte) (*message.Blob, error) {
+	if key == "" {
+		sum := sha256.Sum256(data)
+		key = hex.EncodeToString(sum[:])
+	}
 	ref := &message.Blob{Bucket: BlobBucket, Key: key, Size: int64(len(data))}
 	if info, err := c.blobs.GetInfo(ctx, key); err == nil && !info.Deleted && int64(info.Size) == ref.Size {
 		return ref, nil
