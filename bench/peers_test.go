@@ -82,7 +82,7 @@ func BenchmarkPeers(b *testing.B) {
 			b.Skip("mbsync not installed (apt-get install isync)")
 		}
 		for b.Loop() {
-			dir := b.TempDir()
+			dir := f.fresh(b)
 			rc := filepath.Join(dir, "mbsyncrc")
 			os.MkdirAll(filepath.Join(dir, "mail"), 0o755)
 			_, port, _ := splitHostPort(f.srv.Addr)

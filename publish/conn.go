@@ -184,7 +184,7 @@ func startEmbedded(e config.Embedded) (*server.Server, error) {
 }
 
 func (c *Conn) ensure(ctx context.Context) error {
-	js, err := jetstream.New(c.nc, jetstream.WithPublishAsyncMaxPending(256), jetstream.WithPublishAsyncTimeout(30*time.Second))
+	js, err := jetstream.New(c.nc, jetstream.WithPublishAsyncMaxPending(1024), jetstream.WithPublishAsyncTimeout(30*time.Second))
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}

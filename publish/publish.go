@@ -40,15 +40,16 @@ func (c *Conn) Publish(ctx context.Context, subject string, ev *Event, raw []byt
 
 // Prepare does Publish's first half: it stores the raw message and large
 // parts in the object store and returns the event's NATS message, with
-// Nats-Msg-Id set, sized to fit the server's max payload.
+// Nats-Msg-Id set, sized to fit the server's max payload. An attachment's
+// SHA256 must be that of its Content, as message.Parse sets it: it is the
+// blob's key and digest.
 func (c *Conn) Prepare(ctx context.Context, subject string, ev *Event, raw []byte) (*nats.Msg, error) {
+	var puts []blobPut
 	if raw != nil {
-		b, err := c.PutBlob(ctx, raw)
-		if err != nil {
-			return nil, fmt.Errorf("store raw message: %w", err)
-		}
-		ev.Data.Raw = b
+		sum := sha256.Sum256(raw)
+		puts = append(puts, blobPut{hex.EncodeToString(sum[:]), raw})
 	}
+	var large []*message.Attachment
 	for i := range ev.Data.Attachments {
 		a := &ev.Data.Attachments[i]
 		if a.Content == nil {
@@ -58,11 +59,18 @@ func (c *Conn) Prepare(ctx context.Context, subject string, ev *Event, raw []byt
 			a.Data, a.Content = a.Content, nil
 			continue
 		}
-		b, err := c.putBlob(ctx, a.SHA256, a.Content) // the parser hashed it already
-		if err != nil {
-			return nil, fmt.Errorf("store attachment %q: %w", a.Filename, err)
-		}
-		a.Blob, a.Content = b, nil
+		puts = append(puts, blobPut{a.SHA256, a.Content}) // the parser hashed it already
+		large = append(large, a)
+	}
+	refs, err := c.putBlobs(ctx, puts)
+	if err != nil {
+		return nil, fmt.Errorf("store raw message and attachments: %w", err)
+	}
+	if raw != nil {
+		ev.Data.Raw, refs = refs[0], refs[1:]
+	}
+	for i, a := range large {
+		a.Blob, a.Content = refs[i], nil
 	}
 	payload, err := c.fit(ctx, ev)
 	if err != nil {
@@ -110,11 +118,11 @@ func (c *Conn) fit(ctx context.Context, ev *Event) ([]byte, error) {
 				if a.Data == nil {
 					continue
 				}
-				b, err := c.putBlob(ctx, a.SHA256, a.Data)
+				refs, err := c.putBlobs(ctx, []blobPut{{a.SHA256, a.Data}})
 				if err != nil {
 					return err
 				}
-				a.Blob, a.Data = b, nil
+				a.Blob, a.Data = refs[0], nil
 			}
 			return nil
 		},
@@ -157,34 +165,6 @@ func (c *Conn) fit(ctx context.Context, ev *Event) ([]byte, error) {
 			return nil, fmt.Errorf("store content apart: %w", err)
 		}
 	}
-}
-
-// PutBlob stores data in the object store under its sha256 (once: an
-// existing object is reused) and returns the reference.
-func (c *Conn) PutBlob(ctx context.Context, data []byte) (*message.Blob, error) {
-	return c.putBlob(ctx, "", data)
-}
-
-// putBlob is PutBlob with the data's sha256 in hex already known (key "":
-// not known).
-func (c *Conn) putBlob(ctx context.Context, key string, data []byte) (*message.Blob, error) {
-	if key == "" {
-		sum := sha256.Sum256(data)
-		key = hex.EncodeToString(sum[:])
-	}
-	ref := &message.Blob{Bucket: BlobBucket, Key: key, Size: int64(len(data))}
-	if info, err := c.blobs.GetInfo(ctx, key); err == nil && !info.Deleted && int64(info.Size) == ref.Size {
-		return ref, nil
-	}
-	if _, err := c.blobs.PutBytes(ctx, key, data); err != nil {
-		return nil, fmt.Errorf("put blob %s: %w", key, err)
-	}
-	return ref, nil
-}
-
-// GetBlob reads a blob back (for consumers, tail and tests).
-func (c *Conn) GetBlob(ctx context.Context, b *message.Blob) ([]byte, error) {
-	return c.blobs.GetBytes(ctx, b.Key)
 }
 
 // DeadLetter is the payload of a dead-letter event: a message that could not

@@ -3,6 +3,8 @@ package publish
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -67,8 +69,8 @@ func TestPublishDedupAndBlobs(t *testing.T) {
 	small := []byte("small attachment")
 	m := &message.Message{MessageID: "a@b", Subject: "hi", Text: "body", Size: int64(len(raw)),
 		Attachments: []message.Attachment{
-			{Filename: "big.bin", ContentType: "application/octet-stream", Size: int64(len(big)), SHA256: strings.Repeat("0", 64), Content: big},
-			{Filename: "small.txt", ContentType: "text/plain", Size: int64(len(small)), SHA256: strings.Repeat("1", 64), Content: small},
+			{Filename: "big.bin", ContentType: "application/octet-stream", Size: int64(len(big)), SHA256: sum(big), Content: big},
+			{Filename: "small.txt", ContentType: "text/plain", Size: int64(len(small)), SHA256: sum(small), Content: small},
 		}}
 	o := Origin{Account: "support", Mailbox: "Billing@Contoso.com", Folder: "INBOX", Protocol: "imap", ServerID: "7:42"}
 	ev := NewEvent(o, m, time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC))
@@ -167,4 +169,9 @@ func TestState(t *testing.T) {
 	if StateKey("a", "x@y", "F") == StateKey("a", "x@y", "f ") {
 		t.Fatal("distinct folders share a key")
 	}
+}
+
+func sum(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
 }

@@ -1,0 +1,132 @@
+package publish
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+
+	"github.com/mailpoller/mailpoller/message"
+)
+
+// chunkSize is the size of an object's chunks, nats.go's default.
+const chunkSize = 128 << 10
+
+// stallWait is how long an async publish waits for room in the window of
+// unacknowledged messages before it fails.
+const stallWait = 5 * time.Second
+
+// blobPut is one object to store: data under key, the lower-case hex of
+// its sha256.
+type blobPut struct {
+	key  string
+	data []byte
+}
+
+// PutBlob stores data in the object store under its sha256 (once: an
+// existing object is reused) and returns the reference.
+func (c *Conn) PutBlob(ctx context.Context, data []byte) (*message.Blob, error) {
+	sum := sha256.Sum256(data)
+	refs, err := c.putBlobs(ctx, []blobPut{{hex.EncodeToString(sum[:]), data}})
+	if err != nil {
+		return nil, err
+	}
+	return refs[0], nil
+}
+
+// putBlobs stores several objects, each once, and returns their
+// references in order. They are written in the object store's own format
+// (ADR-20: chunks on $O.<bucket>.C.<nuid>, then the object's info rolled
+// up on $O.<bucket>.M.<name>), so nats.go's ObjectStore and the nats CLI
+// read them. nats.go's Put does the same for one object but hashes the
+// data again, looks the name up twice and sets up a reply subscription per
+// object; here the key is the digest, all chunks go out at once on the
+// shared connection, and an info is published only after all chunks are
+// stored, so a failed write never leaves an object without its data.
+func (c *Conn) putBlobs(ctx context.Context, puts []blobPut) ([]*message.Blob, error) {
+	refs := make([]*message.Blob, len(puts))
+	var infos []*jetstream.ObjectInfo
+	var chunks []jetstream.PubAckFuture
+	seen := map[string]bool{}
+	for i, p := range puts {
+		refs[i] = &message.Blob{Bucket: BlobBucket, Key: p.key, Size: int64(len(p.data))}
+		if seen[p.key] {
+			continue
+		}
+		seen[p.key] = true
+		info, err := c.blobs.GetInfo(ctx, p.key)
+		if err == nil && !info.Deleted && info.Size == uint64(len(p.data)) {
+			continue // stored before: content-addressed, so the same
+		}
+		if err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+			return nil, fmt.Errorf("look up blob %s: %w", p.key, err)
+		}
+		sum, err := hex.DecodeString(p.key)
+		if err != nil || len(sum) != sha256.Size {
+			return nil, fmt.Errorf("blob key %q is not a sha256", p.key)
+		}
+		id := nuid.Next()
+		subject := "$O." + BlobBucket + ".C." + id
+		n := 0
+		for off := 0; off < len(p.data); off += chunkSize {
+			m := nats.NewMsg(subject)
+			m.Data = p.data[off:min(off+chunkSize, len(p.data))]
+			f, err := c.js.PublishMsgAsync(m, jetstream.WithStallWait(stallWait))
+			if err != nil {
+				return nil, fmt.Errorf("store blob %s: %w", p.key, err)
+			}
+			chunks = append(chunks, f)
+			n++
+		}
+		infos = append(infos, &jetstream.ObjectInfo{
+			ObjectMeta: jetstream.ObjectMeta{Name: p.key, Opts: &jetstream.ObjectMetaOptions{ChunkSize: chunkSize}},
+			Bucket:     BlobBucket, NUID: id, Size: uint64(len(p.data)), ModTime: time.Now().UTC(), Chunks: uint32(n),
+			Digest: "SHA-256=" + base64.URLEncoding.EncodeToString(sum),
+		})
+	}
+	if err := awaitAcks(ctx, chunks); err != nil {
+		return nil, fmt.Errorf("store blob chunks: %w", err)
+	}
+	metas := make([]jetstream.PubAckFuture, 0, len(infos))
+	for _, info := range infos {
+		m := nats.NewMsg("$O." + BlobBucket + ".M." + base64.URLEncoding.EncodeToString([]byte(info.Name)))
+		m.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
+		m.Data, _ = json.Marshal(info) // plain fields: cannot fail
+		f, err := c.js.PublishMsgAsync(m, jetstream.WithStallWait(stallWait))
+		if err != nil {
+			return nil, fmt.Errorf("store blob %s: %w", info.Name, err)
+		}
+		metas = append(metas, f)
+	}
+	if err := awaitAcks(ctx, metas); err != nil {
+		return nil, fmt.Errorf("store blob info: %w", err)
+	}
+	return refs, nil
+}
+
+// awaitAcks waits for every future's PubAck and returns the first error.
+func awaitAcks(ctx context.Context, futs []jetstream.PubAckFuture) error {
+	for _, f := range futs {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// GetBlob reads a blob back (for consumers, tail and tests).
+func (c *Conn) GetBlob(ctx context.Context, b *message.Blob) ([]byte, error) {
+	return c.blobs.GetBytes(ctx, b.Key)
+}

@@ -1,0 +1,83 @@
+package publish
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"testing"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// TestBlobsReadByObjectStore checks that blobs are objects nats.go's
+// ObjectStore reads back whole (its Get verifies size and digest), that
+// each is written once however often it is put, and that empty and
+// multi-chunk data work.
+func TestBlobsReadByObjectStore(t *testing.T) {
+	c := newConn(t)
+	ctx := context.Background()
+	big := bytes.Repeat([]byte("0123456789abcdef"), 300<<10/16+7) // 3 chunks, the last one short
+	datas := [][]byte{big, {}, []byte("small"), big}
+	var puts []blobPut
+	for _, d := range datas {
+		sum := sha256.Sum256(d)
+		puts = append(puts, blobPut{hex.EncodeToString(sum[:]), d})
+	}
+	refs, err := c.putBlobs(ctx, puts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obs, err := c.JetStream().ObjectStore(ctx, BlobBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, d := range datas {
+		if refs[i].Key != puts[i].key || refs[i].Size != int64(len(d)) || refs[i].Bucket != BlobBucket {
+			t.Errorf("ref %d = %+v, want key %s size %d", i, refs[i], puts[i].key, len(d))
+		}
+		got, err := obs.GetBytes(ctx, refs[i].Key)
+		if err != nil || !bytes.Equal(got, d) {
+			t.Errorf("object %d: read %d bytes, want %d: %v", i, len(got), len(d), err)
+		}
+	}
+	info, err := obs.GetInfo(ctx, puts[0].key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Chunks != 3 || info.Size != uint64(len(big)) || info.Opts == nil || info.Opts.ChunkSize != chunkSize {
+		t.Errorf("info = %+v, want 3 chunks of %d, size %d", info, chunkSize, len(big))
+	}
+
+	// Putting the same content again writes nothing.
+	stream, err := c.JetStream().Stream(ctx, "OBJ_"+BlobBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _ := stream.Info(ctx)
+	if _, err := c.PutBlob(ctx, big); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := stream.Info(ctx)
+	if after.State.LastSeq != before.State.LastSeq {
+		t.Errorf("putting a stored blob again wrote %d messages", after.State.LastSeq-before.State.LastSeq)
+	}
+	// 3 chunks of big, 1 of "small", none of the empty one, 3 infos.
+	if before.State.Msgs != 7 {
+		t.Errorf("object stream holds %d messages, want 7", before.State.Msgs)
+	}
+
+	// A deleted object is written again.
+	if err := obs.Delete(ctx, puts[2].key); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutBlob(ctx, []byte("small")); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := obs.GetBytes(ctx, puts[2].key); err != nil || string(got) != "small" {
+		t.Errorf("after delete and put: %q, %v", got, err)
+	}
+	if _, err := obs.GetInfo(ctx, "missing"); err != jetstream.ErrObjectNotFound {
+		t.Errorf("GetInfo(missing) = %v", err)
+	}
+}
