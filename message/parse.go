@@ -122,7 +122,11 @@ func headerEnd(raw []byte) (int, bool) {
 		return 1, true
 	}
 	i := bytes.Index(raw, []byte("\n\r\n"))
-	j := bytes.Index(raw, []byte("\n\n"))
+	within := raw // a bare-LF blank line counts only if it comes first
+	if i >= 0 {
+		within = raw[:i+1]
+	}
+	j := bytes.Index(within, []byte("\n\n"))
 	switch {
 	case i >= 0 && (j < 0 || i < j):
 		return i + 3, true
