@@ -174,7 +174,7 @@ func BenchmarkDovecot(b *testing.B) {
 		b.ReportMetric(float64(f.bytes)*float64(b.N)/b.Elapsed().Seconds()/1e6, "MB/s")
 	})
 	b.Run("mailpoller", func(b *testing.B) {
-		cpu := cpuSeconds()
+		cpu, busy := cpuSeconds(), 0.0
 		for b.Loop() {
 			b.StopTimer()
 			cfg := f.config(b)
@@ -184,7 +184,9 @@ func BenchmarkDovecot(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.StartTimer()
+			busy -= machineBusy()
 			res := poller.Run(ctx, poller.Options{Config: cfg, NATS: nc, Once: true, Logger: discard()})
+			busy += machineBusy()
 			b.StopTimer()
 			if res[0].Err != nil || res[0].Published != f.n {
 				b.Fatalf("published %d of %d: %v", res[0].Published, f.n, res[0].Err)
@@ -193,6 +195,7 @@ func BenchmarkDovecot(b *testing.B) {
 			b.StartTimer()
 		}
 		b.ReportMetric((cpuSeconds()-cpu)/float64(b.N), "cpu-s")
+		b.ReportMetric(busy/b.Elapsed().Seconds()/float64(runtime.NumCPU()), "machine-busy")
 		b.ReportMetric(float64(f.n)*float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 		b.ReportMetric(float64(f.bytes)*float64(b.N)/b.Elapsed().Seconds()/1e6, "MB/s")
 	})

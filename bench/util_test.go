@@ -3,10 +3,12 @@ package bench
 import (
 	"crypto/tls"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"syscall"
 	"testing"
 )
@@ -38,4 +40,17 @@ func cpuSeconds() float64 {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return float64(ru.Utime.Sec+ru.Stime.Sec) + float64(ru.Utime.Usec+ru.Stime.Usec)/1e6
+}
+
+// machineBusy is the CPU seconds all processes of the machine have used
+// (from /proc/stat), to tell whether a run was CPU-bound.
+func machineBusy() float64 {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	var name string
+	var user, nice, sys, idle, iowait, irq, softirq float64
+	fmt.Sscan(string(data), &name, &user, &nice, &sys, &idle, &iowait, &irq, &softirq)
+	return (user + nice + sys + irq + softirq) / 100 // USER_HZ
 }

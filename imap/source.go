@@ -273,7 +273,13 @@ func (s *Source) fetchAll(ctx context.Context, uids []uint32, handle func(contex
 		var batch []meta
 		var bytes int64
 		for _, m := range metas {
-			if len(batch) > 0 && (len(batch) >= batchMessages || bytes+m.size > batchBytes) {
+			// The first batch is small so that handling starts early; the
+			// others are fetched while the one before is handled.
+			maxN, maxBytes := batchMessages, int64(batchBytes)
+			if len(batches) == 0 {
+				maxN, maxBytes = maxN/8, maxBytes/8
+			}
+			if len(batch) > 0 && (len(batch) >= maxN || bytes+m.size > maxBytes) {
 				batches = append(batches, batch)
 				batch, bytes = nil, 0
 			}

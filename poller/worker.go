@@ -21,7 +21,9 @@ import (
 	"github.com/mailpoller/mailpoller/source"
 )
 
-// worker owns one mailbox's loop. Its fields are used by its goroutine only.
+// worker owns one mailbox's loop. Its fields are used by its goroutine
+// and by the commit goroutine it starts for a batch, one at a time: see
+// handle.
 type worker struct {
 	mb         config.Mailbox
 	stop       context.Context // done: start nothing new
@@ -35,6 +37,7 @@ type worker struct {
 	checkpoint []byte // last saved, for /status
 	state      string // last logged state, to log changes once
 	lastCause  string
+	committing chan error // the batch being committed; nil when none
 }
 
 // prepareParallel is how many messages of a batch are parsed and have
@@ -205,7 +208,11 @@ func (w *worker) pollLoop(ctx context.Context, src source.Source) error {
 		}
 		before := w.published
 		pollStart := time.Now()
-		if err := src.Poll(ctx, st, func(ctx context.Context, b source.Batch) error { return w.handle(ctx, src, b) }); err != nil {
+		err = src.Poll(ctx, st, func(_ context.Context, b source.Batch) error { return w.handle(ctx, src, b) })
+		if cerr := w.committed(); err == nil || errors.Is(err, errStopping) && cerr != nil {
+			err = cerr
+		}
+		if err != nil {
 			if errors.Is(err, errStopping) || w.stop.Err() != nil && ctx.Err() != nil {
 				return nil
 			}
@@ -242,14 +249,43 @@ func (w *worker) pollLoop(ctx context.Context, src source.Source) error {
 	}
 }
 
-// handle publishes every item of b, then applies the after-read action to
-// the published ones, then saves the checkpoint: in that order only.
+// handle takes batch b through a two-stage pipeline. It prepares b (parses
+// every message and stores its blobs, several at once), then waits until
+// the batch before has been committed, and starts committing b in a
+// goroutine: publish its events in order, then apply the after-read action
+// to the published items, then save the checkpoint, in that order only. So
+// batch n+1 is fetched and prepared while batch n is committed, and a
+// checkpoint never passes a batch whose commit failed: the failure is
+// returned by the next handle, or by committed once Poll has returned.
 func (w *worker) handle(ctx context.Context, src source.Source, b source.Batch) error {
 	if w.stop.Err() != nil {
 		return errStopping
 	}
 	w.setBacklog(b.Items)
-	published, err := w.publishBatch(ctx, b.Items)
+	preps := w.prepare(ctx, b.Items)
+	if err := w.committed(); err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	w.committing = done
+	go func() { done <- w.commit(ctx, src, b, preps) }()
+	return nil
+}
+
+// committed waits for the batch being committed, if any, and returns its
+// error.
+func (w *worker) committed() error {
+	if w.committing == nil {
+		return nil
+	}
+	err := <-w.committing
+	w.committing = nil
+	return err
+}
+
+// commit is the second stage of handle.
+func (w *worker) commit(ctx context.Context, src source.Source, b source.Batch, preps []prepared) error {
+	published, err := w.publishPrepared(ctx, b.Items, preps)
 	if err != nil {
 		return err
 	}
@@ -311,28 +347,26 @@ func (w *worker) origin(it source.Item) publish.Origin {
 	}
 }
 
-// publishBatch turns every item into an event (or a dead letter) and
-// returns once JetStream has acknowledged each event, reporting which items
-// became events. Events are sent without waiting, in order, so a batch
-// costs about one round trip, not one per message; any send that fails is
-// repeated synchronously (same Nats-Msg-Id) until it is acknowledged.
-func (w *worker) publishBatch(ctx context.Context, items []source.Item) ([]bool, error) {
-	type pending struct {
-		i       int
-		ev      *publish.Event
-		msg     *nats.Msg
-		fut     jetstream.PubAckFuture
-		start   time.Time
-		subject string
-	}
-	published := make([]bool, len(items))
-	// Parse and store blobs for several messages at once: this is where the
-	// time goes (parsing, object-store writes), and it needs no order.
-	type prepared struct {
-		p        pending
-		tooLarge error
-		err      error
-	}
+// pending is an event on its way to JetStream.
+type pending struct {
+	i       int
+	ev      *publish.Event
+	msg     *nats.Msg
+	fut     jetstream.PubAckFuture
+	start   time.Time
+	subject string
+}
+
+// prepared is an item made ready to publish, or why it cannot be.
+type prepared struct {
+	p        pending
+	tooLarge error
+	err      error
+}
+
+// prepare parses every item and stores its blobs, several at once: this
+// is where the time goes, and it needs no order.
+func (w *worker) prepare(ctx context.Context, items []source.Item) []prepared {
 	preps := make([]prepared, len(items))
 	sem := make(chan struct{}, prepareParallel)
 	var wg sync.WaitGroup
@@ -364,6 +398,17 @@ func (w *worker) publishBatch(ctx context.Context, items []source.Item) ([]bool,
 		}()
 	}
 	wg.Wait()
+	return preps
+}
+
+// publishPrepared turns every prepared item into an event (or a dead
+// letter) and returns once JetStream has acknowledged each event, reporting
+// which items became events. Events are sent without waiting, in order, so
+// a batch costs about one round trip, not one per message; any send that
+// fails is repeated synchronously (same Nats-Msg-Id) until it is
+// acknowledged.
+func (w *worker) publishPrepared(ctx context.Context, items []source.Item, preps []prepared) ([]bool, error) {
+	published := make([]bool, len(items))
 	var ps []pending
 	for i, it := range items {
 		o := w.origin(it)
