@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -204,17 +205,26 @@ func BenchmarkDovecot(b *testing.B) {
 // rawFetch logs in, and hands each message's BODY[] literal of a
 // UID FETCH 1:* BODY.PEEK[] to each.
 func (f *fixture) rawFetch(b *testing.B, each func(goimap.LiteralReader)) {
-	c, err := imapclient.DialTLS(f.srv.Addr, &imapclient.Options{TLSConfig: &tls.Config{RootCAs: f.srv.CAPool}})
+	tok, _ := imapToken(b, f)
+	got, err := rawFetch(f.srv.Addr, f.srv.CAPool, tok, each)
+	if err != nil || got != f.n {
+		b.Fatalf("fetched %d of %d: %v", got, f.n, err)
+	}
+}
+
+// rawFetch is (a): log in with XOAUTH2, UID FETCH 1:* BODY.PEEK[], hand
+// each literal to each; it returns how many messages came.
+func rawFetch(addr string, roots *x509.CertPool, token string, each func(goimap.LiteralReader)) (int, error) {
+	c, err := imapclient.DialTLS(addr, &imapclient.Options{TLSConfig: &tls.Config{RootCAs: roots}})
 	if err != nil {
-		b.Fatal(err)
+		return 0, err
 	}
 	defer c.Close()
-	tok, _ := imapToken(b, f)
-	if err := c.Authenticate(imap.NewXOAUTH2Client("bench@contoso.test", tok)); err != nil {
-		b.Fatal(err)
+	if err := c.Authenticate(imap.NewXOAUTH2Client("bench@contoso.test", token)); err != nil {
+		return 0, err
 	}
 	if _, err := c.Select("INBOX", &goimap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
-		b.Fatal(err)
+		return 0, err
 	}
 	var all goimap.UIDSet
 	all.AddRange(1, 0)
@@ -228,9 +238,7 @@ func (f *fixture) rawFetch(b *testing.B, each func(goimap.LiteralReader)) {
 		}
 		got++
 	}
-	if err := cmd.Close(); err != nil || got != f.n {
-		b.Fatalf("fetched %d of %d: %v", got, f.n, err)
-	}
+	return got, cmd.Close()
 }
 
 // config is the bench's mailpoller config, storing into a fresh

@@ -2,15 +2,20 @@ package bench
 
 import (
 	"bytes"
+	"crypto/x509"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	goimap "github.com/emersion/go-imap/v2"
 
 	"github.com/mailpoller/mailpoller/internal/dovecottest"
 )
@@ -60,34 +65,134 @@ func usage(b *testing.B, cmd *exec.Cmd) (time.Duration, float64, int64) {
 	return wall, cpu, peak.Load()
 }
 
-func report(b *testing.B, f *fixture, wall time.Duration, cpu float64, rss int64) {
-	b.ReportMetric(float64(f.n)/wall.Seconds(), "msgs/s")
-	b.ReportMetric(float64(f.bytes)/wall.Seconds()/1e6, "MB/s")
-	b.ReportMetric(cpu, "cpu-s")
-	b.ReportMetric(float64(rss)/(1<<20), "peak-RSS-MiB")
+// TestRawFetchProcess is (a) as a process of its own, for
+// BenchmarkThroughput: it runs only when BENCH_RAW_FETCH names the server.
+func TestRawFetchProcess(t *testing.T) {
+	addr := os.Getenv("BENCH_RAW_FETCH")
+	if addr == "" {
+		t.Skip("a helper process of BenchmarkThroughput")
+	}
+	pem, err := os.ReadFile(os.Getenv("BENCH_CA_FILE"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pem)
+	n, err := rawFetch(addr, roots, os.Getenv("BENCH_TOKEN"), func(lit goimap.LiteralReader) { io.Copy(io.Discard, lit) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Println("fetched", n)
 }
 
-// BenchmarkPeers runs (b) mbsync (Debian isync, default settings, PLAIN
-// over TLS) and (c) the mailpoller binary (`run --once`, JetStream file
-// storage) on the same Dovecot mailbox, each as its own process, and
-// reports wall time, CPU seconds and peak RSS.
-func BenchmarkPeers(b *testing.B) {
-	n := 300
+// run is one measured run of a row.
+type run struct {
+	wall time.Duration
+	cpu  float64
+	rss  int64
+}
+
+// BenchmarkThroughput runs, on one Dovecot mailbox and in one go, (a) a raw
+// go-imap UID FETCH 1:* BODY.PEEK[] that discards the bytes, (b) mbsync
+// (Debian isync, default settings, PLAIN over TLS) syncing to a fresh
+// Maildir, and (c) the mailpoller binary (`run --once`, JetStream file
+// storage), each as a process of its own, BENCH_ROUNDS times (default 3)
+// in turn, and prints the table of medians with mailpoller's ratios.
+func BenchmarkThroughput(b *testing.B) {
+	n, rounds := 300, 3
 	if v := os.Getenv("BENCH_N"); v != "" {
 		fmt.Sscan(v, &n)
 	}
+	if v := os.Getenv("BENCH_ROUNDS"); v != "" {
+		fmt.Sscan(v, &rounds)
+	}
+	if _, err := exec.LookPath("mbsync"); err != nil {
+		b.Skip("mbsync not installed (apt-get install isync)")
+	}
 	f := setup(b, n)
-	b.Run("mbsync", func(b *testing.B) {
-		if _, err := exec.LookPath("mbsync"); err != nil {
-			b.Skip("mbsync not installed (apt-get install isync)")
+	bin := filepath.Join(b.TempDir(), "mailpoller")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/mailpoller/mailpoller/cmd/mailpoller").CombinedOutput(); err != nil {
+		b.Fatalf("build: %v\n%s", err, out)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	rows := []struct {
+		name string
+		cmd  func() *exec.Cmd
+	}{
+		{"(a) raw go-imap `UID FETCH 1:* BODY.PEEK[]`, bytes discarded", func() *exec.Cmd {
+			f.fresh(b)
+			tok, _ := imapToken(b, f)
+			cmd := exec.Command(self, "-test.run", "^TestRawFetchProcess$")
+			cmd.Env = append(os.Environ(), "BENCH_RAW_FETCH="+f.srv.Addr, "BENCH_CA_FILE="+f.srv.CAFile, "BENCH_TOKEN="+tok)
+			return cmd
+		}},
+		{"(b) `mbsync` (isync, defaults) to a fresh Maildir", func() *exec.Cmd {
+			return exec.Command("mbsync", "-c", f.mbsyncrc(b), "-a")
+		}},
+		{"(c) `mailpoller run --once` to JetStream file storage", func() *exec.Cmd {
+			f.config(b)
+			path := filepath.Join(f.out, "config.yaml")
+			if err := os.WriteFile(path, []byte(f.yaml), 0o600); err != nil {
+				b.Fatal(err)
+			}
+			return exec.Command(bin, "run", "--once", "-c", path)
+		}},
+	}
+	runs := make([][]run, len(rows))
+	for b.Loop() {
+		for r := 0; r < rounds; r++ {
+			for i, row := range rows {
+				wall, cpu, rss := usage(b, row.cmd())
+				runs[i] = append(runs[i], run{wall, cpu, rss})
+			}
 		}
-		for b.Loop() {
-			dir := f.fresh(b)
-			rc := filepath.Join(dir, "mbsyncrc")
-			os.MkdirAll(filepath.Join(dir, "mail"), 0o755)
-			_, port, _ := splitHostPort(f.srv.Addr)
-			host := "localhost" // mbsync checks the certificate's name, not its IP address
-			os.WriteFile(rc, []byte(fmt.Sprintf(`IMAPAccount bench
+	}
+	med := make([]run, len(rows))
+	for i, rs := range runs {
+		med[i] = median(rs)
+	}
+	rate := func(r run) float64 { return float64(f.n) / r.wall.Seconds() }
+	var t strings.Builder
+	fmt.Fprintf(&t, "%d messages, %.1f MB; medians of %d runs each\n\n", f.n, float64(f.bytes)/1e6, len(runs[0]))
+	fmt.Fprintf(&t, "| what | msgs/s | MB/s | CPU s | peak RSS | mailpoller ÷ this |\n|---|---:|---:|---:|---:|---:|\n")
+	for i, row := range rows {
+		fmt.Fprintf(&t, "| %s | %.0f | %.0f | %.2f | %.0f MiB | %.2f |\n", row.name, rate(med[i]),
+			float64(f.bytes)/med[i].wall.Seconds()/1e6, med[i].cpu, float64(med[i].rss)/(1<<20), rate(med[2])/rate(med[i]))
+	}
+	fmt.Println(t.String())
+	b.ReportMetric(rate(med[2])/rate(med[0]), "x-raw")
+	b.ReportMetric(rate(med[2])/rate(med[1]), "x-mbsync")
+	b.ReportMetric(rate(med[2]), "msgs/s")
+	b.ReportMetric(float64(med[2].rss)/(1<<20), "peak-RSS-MiB")
+}
+
+// median is the run of median wall time, with the median CPU time and the
+// highest peak RSS of all.
+func median(rs []run) run {
+	s := slices.Clone(rs)
+	slices.SortFunc(s, func(a, b run) int { return int(a.wall - b.wall) })
+	m := s[len(s)/2]
+	cpus := make([]float64, len(s))
+	for i, r := range s {
+		cpus[i] = r.cpu
+		m.rss = max(m.rss, r.rss)
+	}
+	slices.Sort(cpus)
+	m.cpu = cpus[len(cpus)/2]
+	return m
+}
+
+// mbsyncrc writes mbsync's config for a fresh Maildir and returns its path.
+func (f *fixture) mbsyncrc(b *testing.B) string {
+	dir := f.fresh(b)
+	rc := filepath.Join(dir, "mbsyncrc")
+	os.MkdirAll(filepath.Join(dir, "mail"), 0o755)
+	_, port, _ := splitHostPort(f.srv.Addr)
+	host := "localhost" // mbsync checks the certificate's name, not its IP address
+	os.WriteFile(rc, []byte(fmt.Sprintf(`IMAPAccount bench
 Host %s
 Port %s
 User bench@contoso.test
@@ -109,22 +214,5 @@ Patterns INBOX
 Create Near
 SyncState *
 `, host, port, dovecottest.Password("bench@contoso.test"), f.srv.CAFile, dir, dir)), 0o600)
-			wall, cpu, rss := usage(b, exec.Command("mbsync", "-c", rc, "-a"))
-			report(b, f, wall, cpu, rss)
-		}
-	})
-	b.Run("mailpoller", func(b *testing.B) {
-		bin := filepath.Join(b.TempDir(), "mailpoller")
-		if out, err := exec.Command("go", "build", "-o", bin, "github.com/mailpoller/mailpoller/cmd/mailpoller").CombinedOutput(); err != nil {
-			b.Fatalf("build: %v\n%s", err, out)
-		}
-		for b.Loop() {
-			cfg := f.config(b)
-			path := filepath.Join(b.TempDir(), "config.yaml")
-			os.WriteFile(path, []byte(f.yaml), 0o600)
-			_ = cfg
-			wall, cpu, rss := usage(b, exec.Command(bin, "run", "--once", "-c", path))
-			report(b, f, wall, cpu, rss)
-		}
-	})
+	return rc
 }
