@@ -100,13 +100,7 @@ func (f *fixture) fresh(b *testing.B) string {
 
 func setup(b *testing.B, n int) *fixture {
 	b.Helper()
-	seed := &sim.Seed{Tenants: []sim.Tenant{{ID: tenant, Domain: "contoso.test"}},
-		Apps: []sim.App{{Tenant: tenant, ClientID: client, Secret: secret, Roles: []string{"IMAP.AccessAsApp"}, Mailboxes: []string{"*"}}}}
-	s, err := sim.Start(context.Background(), seed, &sim.Options{CADir: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(s.Close)
+	s := startSim(b)
 	srv := dovecottest.Start(b, dovecottest.Options{Users: []string{"bench@contoso.test"}, Introspect: func(tok string) (string, bool) {
 		_, err := s.Verify(tok)
 		return "app@contoso.test", err == nil
@@ -248,56 +242,17 @@ func (f *fixture) config(b *testing.B) *config.Config {
 	bundle := filepath.Join(b.TempDir(), "ca.pem")
 	ca, _ := os.ReadFile(f.srv.CAFile)
 	os.WriteFile(bundle, append(ca, f.sim.CAPEM()...), 0o600)
-	f.yaml = fmt.Sprintf(`nats: {embedded: {listen: "127.0.0.1:0", store_dir: %q}}
-http: {listen: ""}
-log: {level: warn}
-defaults: {start_from: all, after_read: none}
-accounts:
-  - name: bench
-    tenant_id: %s
-    client_id: %s
-    client_secret: %s
-    authority: %s
-    server: %s
-    tls: {ca_file: %s}
-    mailbox: bench@contoso.test
-`, store, tenant, client, secret, f.sim.Endpoints().Authority, f.srv.Addr, bundle)
-	cfg, err := config.Parse([]byte(f.yaml), "bench.yaml")
-	if err != nil {
-		b.Fatal(err)
-	}
-	return cfg
+	f.yaml = benchYAML(f.sim, f.srv.Addr, bundle, store, "{start_from: all, after_read: none}", "bench@contoso.test")
+	return parse(b, f.yaml)
 }
 
 // BenchmarkPushLatency measures new mail → PubAck with IMAP IDLE on the
 // simulator: one message delivered at a time, the time until its event is
 // in the stream.
 func BenchmarkPushLatency(b *testing.B) {
-	seed := &sim.Seed{Tenants: []sim.Tenant{{ID: tenant, Domain: "contoso.test"}},
-		Apps:      []sim.App{{Tenant: tenant, ClientID: client, Secret: secret, Roles: []string{"IMAP.AccessAsApp"}, Mailboxes: []string{"*"}}},
-		Mailboxes: []sim.MailboxSeed{{Address: "push@contoso.test"}}}
-	s, err := sim.Start(context.Background(), seed, &sim.Options{CADir: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
+	s := startSim(b, "push@contoso.test")
 	ep := s.Endpoints()
-	cfg, err := config.Parse([]byte(fmt.Sprintf(`nats: {embedded: {listen: "127.0.0.1:0", store_dir: %q}}
-http: {listen: ""}
-defaults: {start_from: all, poll_interval: 60s}
-accounts:
-  - name: push
-    tenant_id: %s
-    client_id: %s
-    client_secret: %s
-    authority: %s
-    server: %s
-    tls: {ca_file: %s}
-    mailbox: push@contoso.test
-`, b.TempDir(), tenant, client, secret, ep.Authority, ep.IMAP, ep.CAFile)), "push.yaml")
-	if err != nil {
-		b.Fatal(err)
-	}
+	cfg := parse(b, benchYAML(s, ep.IMAP, ep.CAFile, b.TempDir(), "{start_from: all, poll_interval: 60s}", "push@contoso.test"))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	nc, err := publish.Connect(ctx, cfg.NATS, discard())
@@ -337,45 +292,70 @@ func waitState(b *testing.B, mon *poller.Monitor, state string) {
 	}
 }
 
-func discard() *slogLogger { return newDiscard() }
-
-// BenchmarkIdleMailboxes: heap held per idle mailbox (IDLE connection,
-// loop, lease-free) with 1,000 mailboxes of one app on the simulator.
-func BenchmarkIdleMailboxes(b *testing.B) {
-	const n = 1000
+// startSim runs the simulator with the bench's app, allowed on every
+// mailbox, and the given mailboxes.
+func startSim(b *testing.B, mailboxes ...string) *sim.Sim {
+	b.Helper()
 	seed := &sim.Seed{Tenants: []sim.Tenant{{ID: tenant, Domain: "contoso.test"}},
 		Apps: []sim.App{{Tenant: tenant, ClientID: client, Secret: secret, Roles: []string{"IMAP.AccessAsApp"}, Mailboxes: []string{"*"}}}}
-	var users []string
-	for i := range n {
-		a := fmt.Sprintf("u%04d@contoso.test", i)
-		seed.Mailboxes = append(seed.Mailboxes, sim.MailboxSeed{Address: a})
-		if i > 0 {
-			users = append(users, a)
-		}
+	for _, m := range mailboxes {
+		seed.Mailboxes = append(seed.Mailboxes, sim.MailboxSeed{Address: m})
 	}
 	s, err := sim.Start(context.Background(), seed, &sim.Options{CADir: b.TempDir()})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer s.Close()
-	ep := s.Endpoints()
-	cfg, err := config.Parse([]byte(fmt.Sprintf(`nats: {embedded: {listen: "127.0.0.1:0", store_dir: %q}}
+	b.Cleanup(s.Close)
+	return s
+}
+
+// benchYAML is a config with the embedded NATS storing in store and one
+// account of the bench's app on server: boxes[0] and the others as
+// additional users.
+func benchYAML(s *sim.Sim, server, caFile, store, defaults string, boxes ...string) string {
+	extra := ""
+	if len(boxes) > 1 {
+		extra = "    additional_users: [" + strings.Join(boxes[1:], ", ") + "]\n"
+	}
+	return fmt.Sprintf(`nats: {embedded: {listen: "127.0.0.1:0", store_dir: %q}}
 http: {listen: ""}
-defaults: {start_from: all, poll_interval: 60s}
+log: {level: warn}
+defaults: %s
 accounts:
-  - name: big
+  - name: bench
     tenant_id: %s
     client_id: %s
     client_secret: %s
     authority: %s
     server: %s
     tls: {ca_file: %s}
-    mailbox: u0000@contoso.test
-    additional_users: [%s]
-`, b.TempDir(), tenant, client, secret, ep.Authority, ep.IMAP, ep.CAFile, strings.Join(users, ", "))), "big.yaml")
+    mailbox: %s
+`, store, defaults, tenant, client, secret, s.Endpoints().Authority, server, caFile, boxes[0]) + extra
+}
+
+// parse loads a config the way the daemon does.
+func parse(b *testing.B, yaml string) *config.Config {
+	b.Helper()
+	cfg, err := config.Parse([]byte(yaml), "bench.yaml")
 	if err != nil {
 		b.Fatal(err)
 	}
+	return cfg
+}
+
+func discard() *slogLogger { return newDiscard() }
+
+// BenchmarkIdleMailboxes: heap held per idle mailbox (IDLE connection,
+// loop, lease-free) with 1,000 mailboxes of one app on the simulator.
+func BenchmarkIdleMailboxes(b *testing.B) {
+	const n = 1000
+	var boxes []string
+	for i := range n {
+		boxes = append(boxes, fmt.Sprintf("u%04d@contoso.test", i))
+	}
+	s := startSim(b, boxes...)
+	ep := s.Endpoints()
+	cfg := parse(b, benchYAML(s, ep.IMAP, ep.CAFile, b.TempDir(), "{start_from: all, poll_interval: 60s}", boxes...))
 	for b.Loop() {
 		ctx, cancel := context.WithCancel(context.Background())
 		nc, err := publish.Connect(ctx, cfg.NATS, discard())

@@ -291,16 +291,7 @@ func TestLargeMail(t *testing.T) {
 func TestPoisonMessage(t *testing.T) {
 	e := newEnv(t, "support@contoso.test")
 	box := e.boxes[0]
-	var poison uint32
-	for i := 1; i <= 20; i++ {
-		m, _ := e.sim.Store().Deliver(box, "INBOX", sim.Generate(box, i), time.Now())
-		if i == 7 {
-			poison = m.UID
-			continue
-		}
-		e.sent[fmt.Sprintf("%s/%d:%d", box, e.uidv[box], m.UID)] = true
-	}
-	e.sim.RefuseFetch(box, poison)
+	poison := e.deliverPoison(box, 20, 7)
 	var logs lockedBuffer
 	stop := e.run("", &logs)
 	e.waitAll(60 * time.Second)
@@ -372,16 +363,7 @@ func TestSIGTERM(t *testing.T) {
 func TestQuarantine(t *testing.T) {
 	e := newEnv(t, "support@contoso.test")
 	box := e.boxes[0]
-	var poison uint32
-	for i := 1; i <= 5; i++ {
-		m, _ := e.sim.Store().Deliver(box, "INBOX", sim.Generate(box, i), time.Now())
-		if i == 3 {
-			poison = m.UID
-			continue
-		}
-		e.sent[fmt.Sprintf("%s/%d:%d", box, e.uidv[box], m.UID)] = true
-	}
-	e.sim.RefuseFetch(box, poison)
+	poison := e.deliverPoison(box, 5, 3)
 	var logs lockedBuffer
 	stop := e.run("    quarantine: Unreadable\n", &logs)
 	e.waitAll(60 * time.Second)

@@ -186,16 +186,30 @@ func (e *env) connect() {
 // deliver puts n generated messages into each mailbox.
 func (e *env) deliver(n int) {
 	for _, b := range e.boxes {
-		for i := 1; i <= n; i++ {
-			m, err := e.sim.Store().Deliver(b, "INBOX", sim.Generate(b, i), time.Now())
-			if err != nil {
-				e.t.Fatal(err)
-			}
-			e.mu.Lock()
-			e.sent[fmt.Sprintf("%s/%d:%d", b, e.uidv[b], m.UID)] = true
-			e.mu.Unlock()
-		}
+		e.deliverPoison(b, n, 0)
 	}
+}
+
+// deliverPoison delivers n messages to box and expects an event of each
+// but the poison-th (0: none), whose UID it returns; the server refuses
+// to FETCH that one, every time.
+func (e *env) deliverPoison(box string, n, poison int) uint32 {
+	var uid uint32
+	for i := 1; i <= n; i++ {
+		m, err := e.sim.Store().Deliver(box, "INBOX", sim.Generate(box, i), time.Now())
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if i == poison {
+			uid = m.UID
+			e.sim.RefuseFetch(box, uid)
+			continue
+		}
+		e.mu.Lock()
+		e.sent[fmt.Sprintf("%s/%d:%d", box, e.uidv[box], m.UID)] = true
+		e.mu.Unlock()
+	}
+	return uid
 }
 
 // config is the YAML a user would write, loaded through the real loader.

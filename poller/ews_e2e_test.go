@@ -2,7 +2,6 @@ package poller
 
 import (
 	"encoding/json"
-	"slices"
 	"testing"
 	"time"
 
@@ -17,19 +16,9 @@ import (
 // IMAP events of the same messages.
 func TestEWSEndToEnd(t *testing.T) {
 	env := newSimEnv(t)
-	mail := corpus(t)
-	names := make([]string, 0, len(mail))
-	for n := range mail {
-		names = append(names, n)
-	}
-	slices.Sort(names)
 	byItemID := map[string][]byte{}
-	for i, n := range names {
-		m, err := env.sim.Store().Deliver(env.boxes[i%2], "INBOX", mail[n], time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		byItemID[m.ItemID] = mail[n]
+	for _, d := range env.deliverCorpus(t) {
+		byItemID[d.msg.ItemID] = d.raw
 	}
 	// The IMAP view of the same messages, read without touching them.
 	imapNC := newNATS(t)
@@ -52,8 +41,8 @@ func TestEWSEndToEnd(t *testing.T) {
 		}
 	}
 	evs := events(t, nc)
-	if len(evs) != len(names) {
-		t.Fatalf("%d EWS events, want %d", len(evs), len(names))
+	if len(evs) != len(byItemID) {
+		t.Fatalf("%d EWS events, want %d", len(evs), len(byItemID))
 	}
 	for _, ev := range evs {
 		raw, ok := byItemID[ev.Data.ServerID]

@@ -410,17 +410,27 @@ func (s *session) selected() (*folder, error) {
 	return f, nil
 }
 
-func (s *session) Expunge(w *imapserver.ExpungeWriter, uids *goimap.UIDSet) error {
+// lockSelected injects the session's fault, if any, then takes the store's
+// lock and returns the selected folder. On error the lock is not held.
+func (s *session) lockSelected() (*folder, error) {
 	if err := s.fault(); err != nil {
+		return nil, err
+	}
+	s.sim.store.mu.Lock()
+	f, err := s.selected()
+	if err != nil {
+		s.sim.store.mu.Unlock()
+		return nil, err
+	}
+	return f, nil
+}
+
+func (s *session) Expunge(w *imapserver.ExpungeWriter, uids *goimap.UIDSet) error {
+	f, err := s.lockSelected()
+	if err != nil {
 		return err
 	}
 	st := s.sim.store
-	st.mu.Lock()
-	f, err := s.selected()
-	if err != nil {
-		st.mu.Unlock()
-		return err
-	}
 	gone := map[uint32]bool{}
 	kept := f.msgs[:0]
 	for _, m := range f.msgs {
@@ -598,16 +608,11 @@ func filterHeader(header []byte, only, not []string) []byte {
 }
 
 func (s *session) Fetch(w *imapserver.FetchWriter, numSet goimap.NumSet, options *goimap.FetchOptions) error {
-	if err := s.fault(); err != nil {
+	f, err := s.lockSelected()
+	if err != nil {
 		return err
 	}
 	st := s.sim.store
-	st.mu.Lock()
-	f, err := s.selected()
-	if err != nil {
-		st.mu.Unlock()
-		return err
-	}
 	seqs, msgs := s.resolve(f, numSet)
 	if len(options.BodySection) > 0 {
 		for _, m := range msgs {
@@ -682,16 +687,11 @@ func envelope(raw []byte) *goimap.Envelope {
 }
 
 func (s *session) Store(w *imapserver.FetchWriter, numSet goimap.NumSet, flags *goimap.StoreFlags, options *goimap.StoreOptions) error {
-	if err := s.fault(); err != nil {
+	f, err := s.lockSelected()
+	if err != nil {
 		return err
 	}
 	st := s.sim.store
-	st.mu.Lock()
-	f, err := s.selected()
-	if err != nil {
-		st.mu.Unlock()
-		return err
-	}
 	seqs, msgs := s.resolve(f, numSet)
 	type res struct {
 		seq   uint32

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -35,9 +34,7 @@ type checkRow struct {
 var requiredRole = map[string]string{"imap": "IMAP.AccessAsApp", "ews": "full_access_as_app"}
 
 func cmdCheck(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("c", envOr("MAILPOLLER_CONFIG", "mailpoller.yaml"), "config file")
+	fs, path := flags("check", stderr, "config file")
 	account := fs.String("account", "", "check only this account")
 	asJSON := fs.Bool("json", false, "print the results as JSON")
 	timeout := fs.Duration("timeout", 30*time.Second, "time limit for each network check")

@@ -8,6 +8,7 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -57,4 +58,12 @@ func usage(w io.Writer) {
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.usage)
 	}
+}
+
+// flags starts the flag set of a command that reads the config file, with
+// its -c flag (default: $MAILPOLLER_CONFIG, else mailpoller.yaml).
+func flags(name string, stderr io.Writer, usage string) (*flag.FlagSet, *string) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs, fs.String("c", envOr("MAILPOLLER_CONFIG", "mailpoller.yaml"), usage)
 }

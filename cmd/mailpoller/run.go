@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,9 +19,7 @@ import (
 )
 
 func cmdRun(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("c", envOr("MAILPOLLER_CONFIG", "mailpoller.yaml"), "config file")
+	fs, path := flags("run", stderr, "config file")
 	once := fs.Bool("once", false, "poll every mailbox once, then exit (non-zero if any mailbox failed)")
 	instance := fs.String("instance", os.Getenv("MAILPOLLER_INSTANCE"), "name of this instance when several share one config and NATS (enables mailbox leases)")
 	if err := fs.Parse(args); err != nil {

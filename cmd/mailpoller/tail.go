@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,9 +19,7 @@ import (
 )
 
 func cmdTail(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("tail", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("c", envOr("MAILPOLLER_CONFIG", "mailpoller.yaml"), "config file (for the NATS settings)")
+	fs, path := flags("tail", stderr, "config file (for the NATS settings)")
 	url := fs.String("url", "", "NATS URL (default: from the config; the embedded server's listen address when nats.url is empty)")
 	asJSON := fs.Bool("json", false, "print whole events as JSON, one per line")
 	all := fs.Bool("all", false, "print the stream's stored events first, then new ones")
