@@ -246,36 +246,46 @@ func (f *fixture) config(b *testing.B) *config.Config {
 	return parse(b, f.yaml)
 }
 
-// BenchmarkPushLatency measures new mail → PubAck with IMAP IDLE on the
-// simulator: one message delivered at a time, the time until its event is
-// in the stream.
+// BenchmarkPushLatency measures new mail → PubAck on the simulator with
+// push (IMAP IDLE; EWS streaming notifications) and a 60 s poll interval:
+// one message delivered at a time, the time until its event is in the
+// stream.
 func BenchmarkPushLatency(b *testing.B) {
-	s := startSim(b, "push@contoso.test")
-	ep := s.Endpoints()
-	cfg := parse(b, benchYAML(s, ep.IMAP, ep.CAFile, b.TempDir(), "{start_from: all, poll_interval: 60s}", "push@contoso.test"))
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	nc, err := publish.Connect(ctx, cfg.NATS, discard())
-	if err != nil {
-		b.Fatal(err)
+	for _, protocol := range []string{"imap", "ews"} {
+		b.Run(protocol, func(b *testing.B) {
+			s := startSim(b, "push@contoso.test")
+			ep := s.Endpoints()
+			server := ep.IMAP
+			if protocol == "ews" {
+				server = ep.EWS
+			}
+			yaml := benchYAML(s, server, ep.CAFile, b.TempDir(), "{start_from: all, poll_interval: 60s}", "push@contoso.test")
+			cfg := parse(b, strings.Replace(yaml, "  - name: bench\n", "  - name: bench\n    protocol: "+protocol+"\n", 1))
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			nc, err := publish.Connect(ctx, cfg.NATS, discard())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer nc.Close()
+			mon := poller.NewMonitor()
+			go poller.Run(ctx, poller.Options{Config: cfg, NATS: nc, Logger: discard(), Monitor: mon})
+			waitState(b, mon, poller.StateCaughtUp)
+			cons, _ := nc.JetStream().OrderedConsumer(ctx, nc.Stream(), jetstream.OrderedConsumerConfig{})
+			var lat []time.Duration
+			for i := 0; b.Loop(); i++ {
+				start := time.Now()
+				s.Store().Deliver("push@contoso.test", "INBOX", sim.Generate("push@contoso.test", i), start)
+				if _, err := cons.Next(jetstream.FetchMaxWait(30 * time.Second)); err != nil {
+					b.Fatalf("no event within 30s: %v", err)
+				}
+				lat = append(lat, time.Since(start))
+			}
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+		})
 	}
-	defer nc.Close()
-	mon := poller.NewMonitor()
-	go poller.Run(ctx, poller.Options{Config: cfg, NATS: nc, Logger: discard(), Monitor: mon})
-	waitState(b, mon, poller.StateCaughtUp)
-	cons, _ := nc.JetStream().OrderedConsumer(ctx, nc.Stream(), jetstream.OrderedConsumerConfig{})
-	var lat []time.Duration
-	for i := 0; b.Loop(); i++ {
-		start := time.Now()
-		s.Store().Deliver("push@contoso.test", "INBOX", sim.Generate("push@contoso.test", i), start)
-		if _, err := cons.Next(jetstream.FetchMaxWait(30 * time.Second)); err != nil {
-			b.Fatalf("no event within 30s: %v", err)
-		}
-		lat = append(lat, time.Since(start))
-	}
-	slices.Sort(lat)
-	b.ReportMetric(float64(lat[len(lat)/2].Milliseconds()), "p50-ms")
-	b.ReportMetric(float64(lat[len(lat)*99/100].Milliseconds()), "p99-ms")
 }
 
 func waitState(b *testing.B, mon *poller.Monitor, state string) {
@@ -297,7 +307,7 @@ func waitState(b *testing.B, mon *poller.Monitor, state string) {
 func startSim(b *testing.B, mailboxes ...string) *sim.Sim {
 	b.Helper()
 	seed := &sim.Seed{Tenants: []sim.Tenant{{ID: tenant, Domain: "contoso.test"}},
-		Apps: []sim.App{{Tenant: tenant, ClientID: client, Secret: secret, Roles: []string{"IMAP.AccessAsApp"}, Mailboxes: []string{"*"}}}}
+		Apps: []sim.App{{Tenant: tenant, ClientID: client, Secret: secret, Roles: []string{"IMAP.AccessAsApp", "full_access_as_app"}, Mailboxes: []string{"*"}}}}
 	for _, m := range mailboxes {
 		seed.Mailboxes = append(seed.Mailboxes, sim.MailboxSeed{Address: m})
 	}
@@ -310,7 +320,7 @@ func startSim(b *testing.B, mailboxes ...string) *sim.Sim {
 }
 
 // benchYAML is a config with the embedded NATS storing in store and one
-// account of the bench's app on server: boxes[0] and the others as
+// IMAP account of the bench's app on server: boxes[0] and the others as
 // additional users.
 func benchYAML(s *sim.Sim, server, caFile, store, defaults string, boxes ...string) string {
 	extra := ""

@@ -51,13 +51,15 @@ const (
 // Source reads one EWS folder with SyncFolderItems. It implements
 // source.Source and is not safe for concurrent use.
 type Source struct {
-	opts   SourceOptions
-	c      *Client
-	folder FolderID
-	moveTo FolderID
-	log    *slog.Logger
-	subID  string // streaming subscription, "" before Subscribe
-	noPush bool   // streaming refused: wait the poll interval instead
+	opts    SourceOptions
+	c       *Client
+	folder  FolderID
+	moveTo  FolderID
+	log     *slog.Logger
+	subID   string        // streaming subscription, "" before Subscribe
+	noPush  bool          // streaming refused: wait the poll interval instead
+	stream  *stream       // the open streaming connection, if any
+	newMail chan struct{} // a notification came since the last Wait
 }
 
 // state is the checkpoint stored in the KV bucket (DESIGN.md §5).
@@ -87,7 +89,7 @@ func Open(ctx context.Context, opts SourceOptions) (*Source, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Source{opts: opts, c: opts.Client, log: log.With("mailbox", opts.Mailbox)}
+	s := &Source{opts: opts, c: opts.Client, log: log.With("mailbox", opts.Mailbox), newMail: make(chan struct{}, 1)}
 	var err error
 	if s.folder, err = s.resolve(ctx, opts.Folder); err != nil {
 		return nil, err
@@ -368,4 +370,7 @@ func dropNotFound(err error) error {
 }
 
 // Close implements source.Source; the Client holds no connection of its own.
-func (s *Source) Close() error { return nil }
+func (s *Source) Close() error {
+	s.closeStream()
+	return nil
+}

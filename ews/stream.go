@@ -53,14 +53,17 @@ func (c *Client) Subscribe(ctx context.Context, mailbox string, folder FolderID)
 // subscribe again.
 var ErrSubscriptionGone = errors.New("streaming subscription expired")
 
-// WaitEvents holds a GetStreamingEvents connection open for at most limit
-// (whole minutes, 1–30, as EWS counts ConnectionTimeout) and reports
-// whether a new-mail notification arrived. The connection does not take
-// a slot of MaxInFlight: Exchange limits hanging connections separately
-// (10 per app in Exchange Online).
-func (c *Client) WaitEvents(ctx context.Context, mailbox, subscriptionID string, limit time.Duration) (bool, error) {
+// Stream holds a GetStreamingEvents connection open for at most limit
+// (whole minutes, 1–30, as EWS counts ConnectionTimeout): it calls up once
+// the server has accepted the connection, and notify for every new-mail
+// notification (NewMailEvent, CreatedEvent). It returns nil when the server
+// closes the connection or ctx ends, ErrSubscriptionGone when the server
+// no longer knows the subscription. The connection does not take a slot
+// of MaxInFlight: Exchange limits hanging connections separately (10 per
+// app in Exchange Online).
+func (c *Client) Stream(ctx context.Context, mailbox, subscriptionID string, limit time.Duration, up, notify func()) error {
 	minutes := min(30, max(1, int(limit/time.Minute)))
-	ctx, cancel := context.WithTimeout(ctx, limit)
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(minutes)*time.Minute+time.Minute)
 	defer cancel()
 	r := newRequest(c.opts.Version, mailbox)
 	r.open("m:GetStreamingEvents")
@@ -71,11 +74,11 @@ func (c *Client) WaitEvents(ctx context.Context, mailbox, subscriptionID string,
 	r.close("m:GetStreamingEvents")
 	tok, err := c.opts.Token(ctx)
 	if err != nil {
-		return false, fmt.Errorf("get token: %w", err)
+		return fmt.Errorf("get token: %w", err)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.opts.URL, bytes.NewReader(r.bytes()))
 	if err != nil {
-		return false, err
+		return err
 	}
 	req.Header.Set("Content-Type", "text/xml; charset=utf-8")
 	req.Header.Set("Authorization", "Bearer "+tok)
@@ -83,36 +86,34 @@ func (c *Client) WaitEvents(ctx context.Context, mailbox, subscriptionID string,
 	resp, err := c.opts.HTTPClient.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
-			return false, nil
+			return nil
 		}
-		return false, err
+		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		_, err := c.response(resp, data)
-		return false, err
+		return err
 	}
 	// The body is a stream of SOAP envelopes: notifications, keep-alives
 	// (ConnectionStatus OK) and finally ConnectionStatus Closed.
 	dec := xml.NewDecoder(io.LimitReader(resp.Body, c.opts.MaxResponseBytes))
-	var inCode, inStatus bool
+	var inCode, inStatus, isUp bool
 	for {
 		tok, err := dec.Token()
 		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				return false, nil
+			if ctx.Err() != nil || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+				strings.Contains(err.Error(), "unexpected EOF") {
+				return nil
 			}
-			if strings.Contains(err.Error(), "multiple root") || strings.Contains(err.Error(), "unexpected EOF") {
-				return false, nil
-			}
-			return false, fmt.Errorf("read streaming events: %w", err)
+			return fmt.Errorf("read streaming events: %w", err)
 		}
 		switch t := tok.(type) {
 		case xml.StartElement:
 			switch t.Name.Local {
 			case "NewMailEvent", "CreatedEvent":
-				return true, nil
+				notify()
 			case "ResponseCode":
 				inCode = true
 			case "ConnectionStatus":
@@ -120,11 +121,14 @@ func (c *Client) WaitEvents(ctx context.Context, mailbox, subscriptionID string,
 			}
 		case xml.CharData:
 			s := strings.TrimSpace(string(t))
-			if inCode && (s == "ErrorSubscriptionNotFound" || s == "ErrorExpiredSubscription" || s == "ErrorInvalidSubscription") {
-				return false, ErrSubscriptionGone
-			}
-			if inStatus && s == "Closed" {
-				return false, nil
+			switch {
+			case inCode && (s == "ErrorSubscriptionNotFound" || s == "ErrorExpiredSubscription" || s == "ErrorInvalidSubscription"):
+				return ErrSubscriptionGone
+			case inStatus && s == "OK" && !isUp:
+				isUp = true
+				up()
+			case inStatus && s == "Closed":
+				return nil
 			}
 		case xml.EndElement:
 			inCode, inStatus = false, false
@@ -132,19 +136,28 @@ func (c *Client) WaitEvents(ctx context.Context, mailbox, subscriptionID string,
 	}
 }
 
+// streamLimit is how long one streaming connection is held open; the
+// source opens the next one when it ends.
+const streamLimit = 30 * time.Minute
+
+// stream is a Source's open GetStreamingEvents connection, owned by one
+// goroutine that Close stops.
+type stream struct {
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the connection has ended
+	err    error         // why it ended; read after done
+}
+
 // Wait implements source.Waiter with EWS streaming notifications:
-// notifications say when, SyncFolderItems (the next Poll) says what. When
-// the server refuses streaming (Exchange allows 10 hanging connections per
-// app), the source keeps polling every max instead.
+// notifications say when, SyncFolderItems (the next Poll) says what. One
+// connection stays open across notifications, so none is lost between
+// two connections; whenever a connection (or the subscription) is new,
+// Wait returns at once so that mail that arrived before it is synced.
+// When the server refuses streaming (Exchange allows 10 hanging
+// connections per app), the source keeps polling every limit instead.
 func (s *Source) Wait(ctx context.Context, limit time.Duration) error {
 	if s.noPush {
-		t := time.NewTimer(limit)
-		defer t.Stop()
-		select {
-		case <-ctx.Done():
-		case <-t.C:
-		}
-		return nil
+		return sleep(ctx, limit, nil)
 	}
 	if s.subID == "" {
 		id, err := s.c.Subscribe(ctx, s.opts.Mailbox, s.folder)
@@ -156,22 +169,93 @@ func (s *Source) Wait(ctx context.Context, limit time.Duration) error {
 			return s.Wait(ctx, limit)
 		}
 		s.subID = id
-		// Mail that arrived between the last sync and the subscription
-		// raised no notification: sync once more now.
+	}
+	if s.stream == nil {
+		st, err := s.openStream(ctx)
+		if err != nil {
+			return s.streamFailed(ctx, limit, err)
+		}
+		s.stream = st
+		return nil // sync what came before the connection
+	}
+	select {
+	case <-s.stream.done:
+		err := s.stream.err
+		s.stream = nil
+		if err != nil {
+			return s.streamFailed(ctx, limit, err)
+		}
+		return nil // reconnect after a sync
+	default:
+	}
+	return sleep(ctx, limit, s.newMail)
+}
+
+// openStream starts the streaming connection's goroutine and returns once
+// the server has accepted the connection.
+func (s *Source) openStream(ctx context.Context) (*stream, error) {
+	sctx, cancel := context.WithCancel(context.Background()) // ended by Close or the server
+	st := &stream{cancel: cancel, done: make(chan struct{})}
+	up := make(chan struct{})
+	go func() {
+		defer close(st.done)
+		st.err = s.c.Stream(sctx, s.opts.Mailbox, s.subID, streamLimit, func() { close(up) }, func() {
+			select {
+			case s.newMail <- struct{}{}:
+			default: // one pending notification is enough: the sync reads all
+			}
+		})
+	}()
+	select {
+	case <-up:
+		return st, nil
+	case <-st.done:
+		cancel()
+		if st.err == nil {
+			st.err = errors.New("streaming connection closed before it was up")
+		}
+		return nil, st.err
+	case <-ctx.Done():
+		cancel()
+		<-st.done
+		return nil, ctx.Err()
+	}
+}
+
+// streamFailed handles a streaming connection that could not open or
+// broke: an expired subscription is renewed next time; any other failure
+// is logged and this round waits the poll interval instead.
+func (s *Source) streamFailed(ctx context.Context, limit time.Duration, err error) error {
+	if ctx.Err() != nil {
 		return nil
 	}
-	changed, err := s.c.WaitEvents(ctx, s.opts.Mailbox, s.subID, limit)
-	if err != nil {
-		s.subID = "" // subscribe again next time
-		if !errors.Is(err, ErrSubscriptionGone) && ctx.Err() == nil {
-			s.log.Debug("streaming connection failed; polling this round", "err", err)
-			s.noPush = true
-			defer func() { s.noPush = false }()
-			return s.Wait(ctx, limit)
-		}
+	if errors.Is(err, ErrSubscriptionGone) {
+		s.subID = ""
+		return nil // subscribe again, then sync
 	}
-	if changed {
-		s.log.Debug("new mail notification")
+	s.subID = ""
+	s.log.Debug("streaming connection failed; polling this round", "err", err)
+	return sleep(ctx, limit, nil)
+}
+
+// sleep waits until limit passes, ctx ends or wake receives.
+func sleep(ctx context.Context, limit time.Duration, wake <-chan struct{}) error {
+	t := time.NewTimer(limit)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	case <-wake:
 	}
 	return nil
+}
+
+// closeStream ends the streaming connection, if any, and waits for its
+// goroutine.
+func (s *Source) closeStream() {
+	if s.stream != nil {
+		s.stream.cancel()
+		<-s.stream.done
+		s.stream = nil
+	}
 }
