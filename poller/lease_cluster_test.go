@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -84,11 +83,10 @@ func startCluster(t *testing.T) ([]*server.Server, []string) {
 // poller dies without releasing, and a NATS node dies, the others take
 // over and nothing is lost.
 //
-// It takes 20–50 s and is not yet reliable enough for every CI run (about one
-// failure in five, under investigation), so it runs when MAILPOLLER_SLOW=1.
+// It takes 15–45 s; -short skips it.
 func TestLeasesThreeNodeCluster(t *testing.T) {
-	if os.Getenv("MAILPOLLER_SLOW") != "1" {
-		t.Skip("slow cluster test: set MAILPOLLER_SLOW=1 to run it")
+	if testing.Short() {
+		t.Skip("slow cluster test (-short)")
 	}
 	srvs, urls := startCluster(t)
 	const n = 12
@@ -145,6 +143,7 @@ accounts:
 
 	type instance struct {
 		name   string
+		logs   *syncBuffer
 		nc     *publish.Conn
 		mon    *Monitor
 		cancel context.CancelFunc
@@ -160,13 +159,46 @@ accounts:
 			t.Fatalf("%s: %v", name, err)
 		}
 		ictx, icancel := context.WithCancel(ctx)
-		in := &instance{name: name, nc: nc, mon: NewMonitor(), cancel: icancel, done: make(chan struct{})}
+		in := &instance{name: name, logs: &syncBuffer{}, nc: nc, mon: NewMonitor(), cancel: icancel, done: make(chan struct{})}
 		go func() {
 			defer close(in.done)
-			Run(ictx, Options{Config: cfg, NATS: nc, Monitor: in.mon, Instance: name, LeaseTTL: 3 * time.Second, Logger: debugLogger(&syncBuffer{})})
+			Run(ictx, Options{Config: cfg, NATS: nc, Monitor: in.mon, Instance: name, LeaseTTL: 3 * time.Second, Logger: debugLogger(in.logs)})
 		}()
 		return in
 	}
+	// On failure, say which mailboxes lack events and what each poller
+	// was doing.
+	var perBox sync.Map // mailbox -> *atomic.Int32 delivered
+	var all []*instance
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		if nc, err := nats.Connect(strings.Join(urls[:2], ",")); err == nil {
+			js, _ := nc.JetStream()
+			for _, b := range boxes {
+				subj := publish.Subject("mail.inbound", "shared", b)
+				info, err := js.StreamInfo("MAIL", &nats.StreamInfoRequest{SubjectsFilter: subj})
+				have := uint64(0)
+				if err == nil {
+					have = info.State.Subjects[subj]
+				}
+				want := int32(0)
+				if v, ok := perBox.Load(b); ok {
+					want = v.(*atomic.Int32).Load()
+				}
+				t.Logf("%s: %d delivered, %d events (err %v)", b, want, have, err)
+			}
+			nc.Close()
+		}
+		for _, in := range all {
+			for _, st := range in.mon.Snapshot() {
+				t.Logf("%s %s: state %s, published %d, error %q", in.name, st.Mailbox, st.State, st.Published, st.LastError)
+			}
+			lines := strings.Split(in.logs.String(), "\n")
+			t.Logf("%s: last log lines:\n%s", in.name, strings.Join(lines[max(0, len(lines)-60):], "\n"))
+		}
+	})
 	held := func(in *instance) int {
 		k := 0
 		for _, st := range in.mon.Snapshot() {
@@ -177,6 +209,7 @@ accounts:
 		return k
 	}
 	ins := []*instance{start("p1", urls[0]), start("p2", urls[1]), start("p3", urls[2])}
+	all = append(all, ins...)
 	defer func() {
 		for _, in := range ins[1:] {
 			in.cancel()
@@ -196,6 +229,16 @@ accounts:
 		return total == n
 	})
 
+	// Events, checkpoints, leases and blobs are kept in three copies, so
+	// that they survive a node.
+	js, _ := ins[1].nc.NATS().JetStream()
+	for _, stream := range []string{"MAIL", "KV_mailpoller-state", "KV_mailpoller-leases", "OBJ_mailpoller-blobs"} {
+		info, err := js.StreamInfo(stream)
+		if err != nil || info.Config.Replicas != 3 {
+			t.Fatalf("stream %s: %v replicas, want 3 (%v)", stream, info.Config.Replicas, err)
+		}
+	}
+
 	var delivered atomic.Int32
 	deliverCtx, stopDeliver := context.WithCancel(ctx)
 	var delivering sync.WaitGroup
@@ -206,6 +249,8 @@ accounts:
 			b := boxes[rand.N(n)]
 			s.Store().Deliver(b, "INBOX", sim.Generate(b, i), time.Now())
 			delivered.Add(1)
+			v, _ := perBox.LoadOrStore(b, new(atomic.Int32))
+			v.(*atomic.Int32).Add(1)
 		}
 	}()
 
@@ -220,6 +265,7 @@ accounts:
 
 	// A fourth poller joins: the 12 mailboxes spread over p2, p3 and p4.
 	ins = append(ins, start("p4", urls[1]))
+	all = append(all, ins[3])
 	eventually(t, 60*time.Second, "rebalanced over p2, p3, p4", func() bool {
 		a, b, c := held(ins[1]), held(ins[2]), held(ins[3])
 		return a+b+c == n && a <= 5 && b <= 5 && c <= 5 && c > 0

@@ -191,33 +191,61 @@ func (c *Conn) ensure(ctx context.Context) error {
 	c.js = js
 	c.replicas = 1
 	if c.nc.ConnectedClusterName() != "" {
-		// In a cluster, keep three copies (or as many as there are servers)
-		// so events, checkpoints and leases survive a node.
-		c.replicas = max(1, min(3, len(c.nc.Servers())))
+		// In a cluster, keep three copies so events, checkpoints and leases
+		// survive a node (fewer only if the cluster is smaller: see
+		// withReplicas). The client's list of known servers is no measure
+		// of the cluster's size: it may not have heard of them all yet.
+		c.replicas = 3
 	}
 	if err := c.ensureStream(ctx); err != nil {
 		return err
 	}
-	c.state, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      StateBucket,
-		Description: "mailpoller checkpoints",
-		History:     1,
-		Storage:     jetstream.FileStorage,
-		Replicas:    c.replicas,
+	err = c.withReplicas(func(r int) (err error) {
+		c.state, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:      StateBucket,
+			Description: "mailpoller checkpoints",
+			History:     1,
+			Storage:     jetstream.FileStorage,
+			Replicas:    r,
+		})
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("create KV bucket %s: %w", StateBucket, err)
 	}
-	c.blobs, err = js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
-		Bucket:      BlobBucket,
-		Description: "raw mail and large attachments, keyed by sha256",
-		Storage:     jetstream.FileStorage,
-		Replicas:    c.replicas,
+	err = c.withReplicas(func(r int) (err error) {
+		c.blobs, err = js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+			Bucket:      BlobBucket,
+			Description: "raw mail and large attachments, keyed by sha256",
+			Storage:     jetstream.FileStorage,
+			Replicas:    r,
+		})
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("create object store %s: %w", BlobBucket, err)
 	}
 	return nil
+}
+
+// withReplicas runs create with c.replicas copies, and with fewer while
+// the cluster answers that it has not enough servers for them (a cluster
+// of two); it keeps the count that worked for the next stream or bucket.
+func (c *Conn) withReplicas(create func(replicas int) error) error {
+	for {
+		err := create(c.replicas)
+		var apiErr *jetstream.APIError
+		if err == nil || c.replicas == 1 || !errors.As(err, &apiErr) {
+			return err
+		}
+		switch apiErr.ErrorCode {
+		case 10005, 10023, 10074: // no suitable peers, insufficient resources, not clustered
+			c.replicas--
+			c.log.Warn("the NATS cluster cannot keep three copies; using fewer", "replicas", c.replicas, "err", err)
+		default:
+			return err
+		}
+	}
 }
 
 // ensureStream creates the events stream if it is missing and checks that
@@ -227,18 +255,21 @@ func (c *Conn) ensureStream(ctx context.Context) error {
 	st, err := c.js.Stream(ctx, c.stream)
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
-		_, err = c.js.CreateStream(ctx, jetstream.StreamConfig{
-			Name:        c.stream,
-			Description: "mail events from mailpoller",
-			Subjects:    []string{subjects},
-			Storage:     jetstream.FileStorage,
-			Duplicates:  time.Hour,
-			Replicas:    c.replicas,
+		err = c.withReplicas(func(r int) error {
+			_, err := c.js.CreateStream(ctx, jetstream.StreamConfig{
+				Name:        c.stream,
+				Description: "mail events from mailpoller",
+				Subjects:    []string{subjects},
+				Storage:     jetstream.FileStorage,
+				Duplicates:  time.Hour,
+				Replicas:    r,
+			})
+			return err
 		})
 		if err != nil {
 			return fmt.Errorf("create stream %s: %w", c.stream, err)
 		}
-		c.log.Info("stream created", "stream", c.stream, "subjects", subjects)
+		c.log.Info("stream created", "stream", c.stream, "subjects", subjects, "replicas", c.replicas)
 	case err != nil:
 		return fmt.Errorf("look up stream %s: %w", c.stream, err)
 	default:

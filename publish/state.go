@@ -60,13 +60,17 @@ const LeaseBucket = "mailpoller-leases"
 // missing. Entries vanish TTL after their last write, so a dead holder's
 // leases free themselves.
 func (c *Conn) Leases(ctx context.Context, ttl time.Duration) (jetstream.KeyValue, error) {
-	kv, err := c.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      LeaseBucket,
-		Description: "mailpoller mailbox leases",
-		History:     1,
-		TTL:         ttl,
-		Storage:     jetstream.FileStorage,
-		Replicas:    c.replicas,
+	var kv jetstream.KeyValue
+	err := c.withReplicas(func(r int) (err error) {
+		kv, err = c.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:      LeaseBucket,
+			Description: "mailpoller mailbox leases",
+			History:     1,
+			TTL:         ttl,
+			Storage:     jetstream.FileStorage,
+			Replicas:    r,
+		})
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create KV bucket %s: %w", LeaseBucket, err)
