@@ -175,7 +175,9 @@ func startEmbedded(e config.Embedded) (*server.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded NATS server: %w", err)
 	}
-	go srv.Start()
+	// Start returns once the listeners are up, so the check below passes
+	// at once; with Start in a goroutine it would poll every 25 ms.
+	srv.Start()
 	if !srv.ReadyForConnections(10 * time.Second) {
 		srv.Shutdown()
 		return nil, fmt.Errorf("embedded NATS server on %s did not start within 10s", listen)
