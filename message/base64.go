@@ -1,6 +1,7 @@
 package message
 
 import (
+	"bytes"
 	"encoding/base64"
 	"io"
 	"sync"
@@ -19,8 +20,11 @@ var base64Alphabet = func() (t [256]bool) {
 // and alphabet data after it is noted (trailing) and ignored; missing
 // padding is fine. src is overwritten.
 func decodeBase64(src []byte) (data []byte, junk, trailing bool, err error) {
+	src = dropLineBreaks(src)
 	data = make([]byte, len(src)*3/4+3)
-	// Well-formed content (the alphabet, CRLF, padding) decodes in one go.
+	// Well-formed content (the alphabet, padding) decodes in one go; the
+	// decoder's fast path takes 8 characters at a time, but only between
+	// line breaks, hence dropLineBreaks.
 	if n, err := base64.StdEncoding.Decode(data, src); err == nil {
 		return data[:n], false, false, nil
 	}
@@ -43,6 +47,24 @@ func decodeBase64(src []byte) (data []byte, junk, trailing bool, err error) {
 	}
 	n, err := base64.RawStdEncoding.Decode(data, src[:w])
 	return data[:n], junk, trailing, err
+}
+
+// dropLineBreaks removes every LF, and the CR before it, from b in place.
+func dropLineBreaks(b []byte) []byte {
+	w, rest := 0, b
+	for {
+		i := bytes.IndexByte(rest, '\n')
+		if i < 0 {
+			w += copy(b[w:], rest)
+			return b[:w]
+		}
+		line := rest[:i]
+		if len(line) > 0 && line[len(line)-1] == '\r' {
+			line = line[:len(line)-1]
+		}
+		w += copy(b[w:], line)
+		rest = rest[i+1:]
+	}
 }
 
 // scratchPool keeps the buffers parts are read into before decoding.
