@@ -4,78 +4,19 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/mailpoller/mailpoller/config"
+	"github.com/mailpoller/mailpoller/internal/natstest"
 	"github.com/mailpoller/mailpoller/publish"
 	"github.com/mailpoller/mailpoller/sim"
 )
-
-func freePorts(t *testing.T, n int) []int {
-	var ports []int
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-		defer ln.Close()
-	}
-	return ports
-}
-
-// startCluster runs a three-node JetStream cluster on loopback.
-func startCluster(t *testing.T) ([]*server.Server, []string) {
-	t.Helper()
-	client, cluster := freePorts(t, 3), freePorts(t, 3)
-	var routes []*url.URL
-	for _, p := range cluster {
-		routes = append(routes, &url.URL{Scheme: "nats", Host: fmt.Sprintf("127.0.0.1:%d", p)})
-	}
-	var srvs []*server.Server
-	var urls []string
-	for i := range 3 {
-		s, err := server.NewServer(&server.Options{
-			ServerName: fmt.Sprintf("n%d", i+1), Host: "127.0.0.1", Port: client[i], JetStream: true, StoreDir: t.TempDir(),
-			Cluster: server.ClusterOpts{Name: "mailpoller", Host: "127.0.0.1", Port: cluster[i]}, Routes: routes, NoLog: true, NoSigs: true,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		go s.Start()
-		t.Cleanup(s.Shutdown)
-		srvs = append(srvs, s)
-		urls = append(urls, fmt.Sprintf("nats://127.0.0.1:%d", client[i]))
-	}
-	for _, s := range srvs {
-		if !s.ReadyForConnections(20 * time.Second) {
-			t.Fatal("cluster node did not start")
-		}
-	}
-	eventually(t, 30*time.Second, "JetStream meta leader with three current peers", func() bool {
-		for _, s := range srvs {
-			if s.JetStreamIsLeader() && len(s.JetStreamClusterPeers()) == 3 {
-				for _, o := range srvs {
-					if !o.JetStreamIsCurrent() {
-						return false
-					}
-				}
-				return true
-			}
-		}
-		return false
-	})
-	return srvs, urls
-}
 
 // TestLeasesThreeNodeCluster: three pollers share one config and a
 // three-node JetStream cluster. Each mailbox is polled by one poller at a
@@ -88,7 +29,7 @@ func TestLeasesThreeNodeCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow cluster test (-short)")
 	}
-	srvs, urls := startCluster(t)
+	srvs, urls := natstest.Cluster(t, 3)
 	const n = 12
 	seed := &sim.Seed{
 		Tenants: []sim.Tenant{{ID: testTenant, Domain: "contoso.test"}},
