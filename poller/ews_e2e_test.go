@@ -124,6 +124,23 @@ func TestPush(t *testing.T) {
 				slowest = max(slowest, time.Since(start))
 			}
 			t.Logf("%s: new mail to event in %s at most (100 messages)", protocol, slowest.Round(time.Millisecond))
+			if protocol != "ews" {
+				return
+			}
+			// Exchange expires the subscriptions (or the mailbox moves): the
+			// poller subscribes again and push goes on.
+			if n := env.sim.ExpireSubscriptions(); n == 0 {
+				t.Fatal("no streaming subscription to expire")
+			}
+			for i := 101; i <= 103; i++ {
+				env.sim.Store().Deliver(env.boxes[0], "INBOX", sim.Generate(env.boxes[0], i), time.Now())
+				select {
+				case <-events:
+				case <-time.After(15 * time.Second):
+					t.Fatalf("no event for new mail %d within 15s after the subscriptions expired", i)
+				}
+			}
+			eventually(t, 15*time.Second, "subscribed again", func() bool { return env.sim.ExpireSubscriptions() > 0 })
 		})
 	}
 }

@@ -258,12 +258,12 @@ func (s *Sim) ewsSubscribe(mailbox string, op *xnode) []string {
 	id := newID()
 	// Events are queued on the subscription from now on, as in Exchange,
 	// even before the client opens GetStreamingEvents.
-	ch, _, err := s.store.watch(mailbox, f.name)
+	ch, unwatch, err := s.store.watch(mailbox, f.name)
 	if err != nil {
 		return []string{errMsg("Subscribe", "ErrorFolderNotFound", err.Error())}
 	}
 	s.mu.Lock()
-	s.subs[id] = subscription{mailbox: mailbox, folder: f.name, events: ch}
+	s.subs[id] = subscription{mailbox: mailbox, folder: f.name, events: ch, unwatch: unwatch, gone: make(chan struct{})}
 	s.mu.Unlock()
 	return []string{okMsg("Subscribe", "<m:SubscriptionId>"+id+"</m:SubscriptionId>")}
 }
@@ -271,6 +271,24 @@ func (s *Sim) ewsSubscribe(mailbox string, op *xnode) []string {
 type subscription struct {
 	mailbox, folder string
 	events          chan struct{} // signalled on every delivery since Subscribe
+	unwatch         func()
+	gone            chan struct{} // closed when the subscription expires
+}
+
+// ExpireSubscriptions ends every EWS streaming subscription, as Exchange
+// does when one times out or the mailbox moves to another server: open
+// GetStreamingEvents connections break off and the IDs are unknown from
+// then on. It returns how many there were.
+func (s *Sim) ExpireSubscriptions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := len(s.subs)
+	for id, sub := range s.subs {
+		sub.unwatch()
+		close(sub.gone)
+		delete(s.subs, id)
+	}
+	return n
 }
 
 // ewsStream serves GetStreamingEvents: a chunked response of SOAP
@@ -307,6 +325,8 @@ func (s *Sim) ewsStream(w http.ResponseWriter, r *http.Request, mailbox string, 
 	for {
 		select {
 		case <-r.Context().Done():
+			return
+		case <-sub.gone:
 			return
 		case <-timeout.C:
 			send(`<m:ConnectionStatus>Closed</m:ConnectionStatus>`)
