@@ -124,8 +124,8 @@ func (c *Client) Stream(ctx context.Context, mailbox, subscriptionID string, lim
 			switch {
 			case inCode && (s == "ErrorSubscriptionNotFound" || s == "ErrorExpiredSubscription" || s == "ErrorInvalidSubscription"):
 				return ErrSubscriptionGone
-			case inStatus && s == "OK" && !isUp:
-				isUp = true
+			case (inCode && s == "NoError" || inStatus && s == "OK") && !isUp:
+				isUp = true // the first successful response message
 				up()
 			case inStatus && s == "Closed":
 				return nil
@@ -139,6 +139,10 @@ func (c *Client) Stream(ctx context.Context, mailbox, subscriptionID string, lim
 // streamLimit is how long one streaming connection is held open; the
 // source opens the next one when it ends.
 const streamLimit = 30 * time.Minute
+
+// streamUpTimeout bounds the wait for the server to accept a streaming
+// connection; after it the source polls for a round.
+const streamUpTimeout = time.Minute
 
 // stream is a Source's open GetStreamingEvents connection, owned by one
 // goroutine that Close stops.
@@ -206,9 +210,15 @@ func (s *Source) openStream(ctx context.Context) (*stream, error) {
 			}
 		})
 	}()
+	timeout := time.NewTimer(streamUpTimeout)
+	defer timeout.Stop()
 	select {
 	case <-up:
 		return st, nil
+	case <-timeout.C:
+		cancel()
+		<-st.done
+		return nil, fmt.Errorf("streaming connection not accepted within %s", streamUpTimeout)
 	case <-st.done:
 		cancel()
 		if st.err == nil {
