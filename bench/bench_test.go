@@ -13,10 +13,14 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -355,9 +359,17 @@ func parse(b *testing.B, yaml string) *config.Config {
 
 func discard() *slogLogger { return newDiscard() }
 
-// BenchmarkIdleMailboxes: heap held per idle mailbox (IDLE connection,
-// loop, lease-free) with 1,000 mailboxes of one app on the simulator.
+// BenchmarkIdleMailboxes: 1,000 mailboxes of one app on the simulator,
+// each with its IMAP IDLE connection: the mailpoller binary's RSS once all
+// have caught up ("process"), and the Go heap held per mailbox measured in
+// process ("heap", an upper bound: the simulator's sessions live in the
+// same process).
 func BenchmarkIdleMailboxes(b *testing.B) {
+	b.Run("process", benchIdleProcess)
+	b.Run("heap", benchIdleHeap)
+}
+
+func benchIdleHeap(b *testing.B) {
 	const n = 1000
 	var boxes []string
 	for i := range n {
@@ -407,4 +419,93 @@ func BenchmarkIdleMailboxes(b *testing.B) {
 		<-done
 		nc.Close()
 	}
+}
+
+func benchIdleProcess(b *testing.B) {
+	const n = 1000
+	var boxes []string
+	for i := range n {
+		boxes = append(boxes, fmt.Sprintf("u%04d@contoso.test", i))
+	}
+	s := startSim(b, boxes...)
+	ep := s.Endpoints()
+	bin := filepath.Join(b.TempDir(), "mailpoller")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/mailpoller/mailpoller/cmd/mailpoller").CombinedOutput(); err != nil {
+		b.Fatalf("build: %v\n%s", err, out)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	yaml := benchYAML(s, ep.IMAP, ep.CAFile, b.TempDir(), "{start_from: all, poll_interval: 60s}", boxes...)
+	yaml = strings.Replace(yaml, `http: {listen: ""}`, fmt.Sprintf("http: {listen: %q}", addr), 1)
+	path := filepath.Join(b.TempDir(), "big.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		var out bytes.Buffer
+		cmd := exec.Command(bin, "run", "-c", path)
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		deadline := start.Add(120 * time.Second)
+		for up := 0; up < n; {
+			if time.Now().After(deadline) {
+				cmd.Process.Kill()
+				cmd.Wait()
+				b.Fatalf("%d of %d mailboxes caught up after 120s\n%s", up, n, out.String())
+			}
+			time.Sleep(100 * time.Millisecond) // polling /status under a deadline
+			up = caughtUp(addr)
+		}
+		caught := time.Since(start)
+		rss := vmRSS(cmd.Process.Pid)
+		cmd.Process.Signal(syscall.SIGTERM)
+		if err := cmd.Wait(); err != nil {
+			b.Fatalf("mailpoller run: %v\n%s", err, out.String())
+		}
+		b.ReportMetric(float64(rss)/(1<<20), "RSS-MiB")
+		b.ReportMetric(float64(rss)/n/1024, "RSS-KiB/mailbox")
+		b.ReportMetric(caught.Seconds(), "s-to-caught-up")
+		b.ReportMetric(float64(s.TokenRequests(client)), "token-requests")
+	}
+}
+
+// caughtUp counts the mailboxes in state "caught up" on a running
+// mailpoller's /status.
+func caughtUp(addr string) int {
+	resp, err := http.Get("http://" + addr + "/status")
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	var st struct {
+		Mailboxes []poller.MailboxStatus `json:"mailboxes"`
+	}
+	json.NewDecoder(resp.Body).Decode(&st)
+	k := 0
+	for _, m := range st.Mailboxes {
+		if m.State == poller.StateCaughtUp {
+			k++
+		}
+	}
+	return k
+}
+
+// vmRSS is a process's resident set size, from /proc.
+func vmRSS(pid int) int64 {
+	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			var kb int64
+			fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), &kb)
+			return kb * 1024
+		}
+	}
+	return 0
 }

@@ -34,18 +34,9 @@ func usage(b *testing.B, cmd *exec.Cmd) (time.Duration, float64, int64) {
 	var peak atomic.Int64
 	done := make(chan struct{})
 	go func() {
-		status := fmt.Sprintf("/proc/%d/status", cmd.Process.Pid)
 		for {
-			if data, err := os.ReadFile(status); err == nil {
-				for _, line := range strings.Split(string(data), "\n") {
-					if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-						var kb int64
-						fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), &kb)
-						if kb*1024 > peak.Load() {
-							peak.Store(kb * 1024)
-						}
-					}
-				}
+			if rss := vmRSS(cmd.Process.Pid); rss > peak.Load() {
+				peak.Store(rss)
 			}
 			select {
 			case <-done:
