@@ -11,30 +11,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/mailpoller/mailpoller/auth"
+	"github.com/mailpoller/mailpoller/internal/logtest"
 )
-
-// syncBuffer is a bytes.Buffer safe for the logger's concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // formatted prints v every way a caller might.
 func formatted(v any) string {
@@ -91,7 +73,7 @@ func TestFormattingNeverShowsSecrets(t *testing.T) {
 }
 
 func TestLogsAndErrorsNeverShowSecrets(t *testing.T) {
-	var logs syncBuffer
+	var logs logtest.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e := newEntra(t)
 	clk := newClock()
@@ -128,7 +110,7 @@ func TestLogsAndErrorsNeverShowSecrets(t *testing.T) {
 }
 
 func TestLogsNeverShowAssertions(t *testing.T) {
-	var logs syncBuffer
+	var logs logtest.Buffer
 	log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e := newEntra(t)
 	var seen string

@@ -17,13 +17,14 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/mailpoller/mailpoller/internal/logtest"
 	"github.com/mailpoller/mailpoller/poller"
 	"github.com/mailpoller/mailpoller/publish"
 	"github.com/mailpoller/mailpoller/sim"
 )
 
 // run starts the poller in-process until the returned stop is called.
-func (e *env) run(extra string, logs *lockedBuffer) (stop func()) {
+func (e *env) run(extra string, logs *logtest.Buffer) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	cfg := e.config(extra)
@@ -82,7 +83,7 @@ func TestKillAndRestart(t *testing.T) {
 	cfgPath := filepath.Join(t.TempDir(), "config.yaml")
 	os.WriteFile(cfgPath, []byte(e.yaml("")), 0o600)
 	bin := buildBinary(t)
-	var logs lockedBuffer
+	var logs logtest.Buffer
 	for kill := 1; kill <= 5; kill++ {
 		cmd := exec.Command(bin, "run", "-c", cfgPath)
 		cmd.Stdout, cmd.Stderr = &logs, &logs
@@ -116,7 +117,7 @@ func tail(s string) string {
 func TestNATSOutage(t *testing.T) {
 	e := newEnv(t, "support@contoso.test", "billing@contoso.test")
 	e.deliver(300)
-	var logs lockedBuffer
+	var logs logtest.Buffer
 	stop := e.run("", &logs)
 	eventually(t, 60*time.Second, "first 100 events", func() bool { return e.streamCount() >= 100 })
 	e.nats.stop()
@@ -140,7 +141,7 @@ func TestStreamFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.deliver(120)
-	var logs lockedBuffer
+	var logs logtest.Buffer
 	stop := e.run("", &logs)
 	eventually(t, 60*time.Second, "stream full", func() bool { return e.streamCount() == 40 && strings.Contains(logs.String(), "NATS unavailable") })
 	e.mu.Lock()
@@ -173,7 +174,7 @@ func TestIMAPFaults(t *testing.T) {
 	e.sim.ThrottleIMAP("support@contoso.test", 3, 300*time.Millisecond)
 	e.sim.NotConnected("billing@contoso.test", 2)
 	e.sim.DropFetch("support@contoso.test", 2)
-	var logs lockedBuffer
+	var logs logtest.Buffer
 	stop := e.run("", &logs)
 	eventually(t, 60*time.Second, "first 50 events", func() bool { return e.streamCount() >= 50 })
 	e.sim.ExpireSessions("billing@contoso.test")
@@ -211,7 +212,7 @@ func TestTokenFaults(t *testing.T) {
     tls: {ca_file: %s}
     mailbox: hr@contoso.test
 `, tenant, appB, e.sim.Endpoints().Authority, e.sim.Endpoints().IMAP, e.sim.Endpoints().CAFile)
-	var logs lockedBuffer
+	var logs logtest.Buffer
 	stop := e.run(broken, &logs)
 	e.waitAll(60 * time.Second)
 	stop()
@@ -256,7 +257,7 @@ func TestLargeMail(t *testing.T) {
 		m, _ := e.sim.Store().Deliver(box, "INBOX", raw, time.Now())
 		e.sent[fmt.Sprintf("%s/%d:%d", box, e.uidv[box], m.UID)] = true
 	}
-	var logs lockedBuffer
+	var logs logtest.Buffer
 	stop := e.run("    max_message_bytes: 8MiB\n", &logs)
 	e.waitAll(60 * time.Second)
 	stop()
@@ -292,7 +293,7 @@ func TestPoisonMessage(t *testing.T) {
 	e := newEnv(t, "support@contoso.test")
 	box := e.boxes[0]
 	poison := e.deliverPoison(box, 20, 7)
-	var logs lockedBuffer
+	var logs logtest.Buffer
 	stop := e.run("", &logs)
 	e.waitAll(60 * time.Second)
 	ctx := context.Background()
@@ -332,7 +333,7 @@ func TestSIGTERM(t *testing.T) {
 	cfgPath := filepath.Join(t.TempDir(), "config.yaml")
 	os.WriteFile(cfgPath, []byte(e.yaml("")), 0o600)
 	bin := buildBinary(t)
-	var logs lockedBuffer
+	var logs logtest.Buffer
 	cmd := exec.Command(bin, "run", "-c", cfgPath)
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
@@ -364,7 +365,7 @@ func TestQuarantine(t *testing.T) {
 	e := newEnv(t, "support@contoso.test")
 	box := e.boxes[0]
 	poison := e.deliverPoison(box, 5, 3)
-	var logs lockedBuffer
+	var logs logtest.Buffer
 	stop := e.run("    quarantine: Unreadable\n", &logs)
 	e.waitAll(60 * time.Second)
 	eventually(t, 30*time.Second, "poison moved to Unreadable", func() bool {
@@ -389,7 +390,7 @@ func TestSIGHUPReload(t *testing.T) {
 	e.boxes = e.boxes[:1] // start with support only
 	os.WriteFile(cfgPath, []byte(e.yaml("")), 0o600)
 	bin := buildBinary(t)
-	var logs lockedBuffer
+	var logs logtest.Buffer
 	cmd := exec.Command(bin, "run", "-c", cfgPath)
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {

@@ -8,6 +8,7 @@ import (
 	goimap "github.com/emersion/go-imap/v2"
 
 	"github.com/mailpoller/mailpoller/internal/dovecottest"
+	"github.com/mailpoller/mailpoller/internal/logtest"
 )
 
 // TestDovecotEndToEnd polls a primary and an additional mailbox on a real
@@ -43,7 +44,7 @@ func TestDovecotEndToEnd(t *testing.T) {
 	// The token endpoint is the simulator's: trust both CAs.
 	cfg.Accounts[0].TLS.CAFile = writeBundle(t, srv.CAFile, env.sim.CAPEM())
 	nc := newNATS(t)
-	var logs syncBuffer
+	var logs logtest.Buffer
 	res := runOnce(t, cfg, nc, debugLogger(&logs))
 	for _, r := range res {
 		if r.Err != nil {

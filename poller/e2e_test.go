@@ -19,6 +19,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/mailpoller/mailpoller/config"
+	"github.com/mailpoller/mailpoller/internal/logtest"
 	"github.com/mailpoller/mailpoller/message"
 	"github.com/mailpoller/mailpoller/publish"
 	"github.com/mailpoller/mailpoller/sim"
@@ -230,25 +231,8 @@ func checkEvent(t *testing.T, ev publish.Event, raw []byte) {
 	}
 }
 
-func debugLogger(buf *syncBuffer) *slog.Logger {
+func debugLogger(buf *logtest.Buffer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func runOnce(t *testing.T, cfg *config.Config, nc *publish.Conn, log *slog.Logger) []Result {
@@ -267,7 +251,7 @@ func TestIMAPEndToEnd(t *testing.T) {
 	}
 	cfg := env.config(t, "imap", "")
 	nc := newNATS(t)
-	var logs syncBuffer
+	var logs logtest.Buffer
 	res := runOnce(t, cfg, nc, debugLogger(&logs))
 	for _, r := range res {
 		if r.Err != nil {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mailpoller/mailpoller/config"
+	"github.com/mailpoller/mailpoller/internal/logtest"
 	"github.com/mailpoller/mailpoller/publish"
 	"github.com/mailpoller/mailpoller/sim"
 )
@@ -23,7 +24,7 @@ func TestEWSEndToEnd(t *testing.T) {
 	}
 	// The IMAP view of the same messages, read without touching them.
 	imapNC := newNATS(t)
-	if res := runOnce(t, env.config(t, "imap", "    after_read: none\n"), imapNC, debugLogger(&syncBuffer{})); res[0].Err != nil || res[1].Err != nil {
+	if res := runOnce(t, env.config(t, "imap", "    after_read: none\n"), imapNC, debugLogger(&logtest.Buffer{})); res[0].Err != nil || res[1].Err != nil {
 		t.Fatalf("imap run: %v %v", res[0].Err, res[1].Err)
 	}
 	imapEvents := map[string]publish.Event{} // by raw blob key (sha256 of the message)
@@ -34,7 +35,7 @@ func TestEWSEndToEnd(t *testing.T) {
 	env.sim.EWSBusy(env.boxes[0], 2, 200*time.Millisecond)
 	cfg := env.config(t, "ews", "")
 	nc := newNATS(t)
-	var logs syncBuffer
+	var logs logtest.Buffer
 	res := runOnce(t, cfg, nc, debugLogger(&logs))
 	for _, r := range res {
 		if r.Err != nil {
@@ -101,7 +102,7 @@ func TestPush(t *testing.T) {
 			done := make(chan struct{})
 			go func() {
 				defer close(done)
-				Run(ctx, Options{Config: cfg, NATS: newNATS(t), Monitor: mon, Logger: debugLogger(&syncBuffer{}),
+				Run(ctx, Options{Config: cfg, NATS: newNATS(t), Monitor: mon, Logger: debugLogger(&logtest.Buffer{}),
 					OnEvent: func(ev *publish.Event) { events <- ev }})
 			}()
 			defer func() { cancel(); <-done }()

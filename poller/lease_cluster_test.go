@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/mailpoller/mailpoller/config"
+	"github.com/mailpoller/mailpoller/internal/logtest"
 	"github.com/mailpoller/mailpoller/internal/natstest"
 	"github.com/mailpoller/mailpoller/publish"
 	"github.com/mailpoller/mailpoller/sim"
@@ -84,7 +85,7 @@ accounts:
 
 	type instance struct {
 		name   string
-		logs   *syncBuffer
+		logs   *logtest.Buffer
 		nc     *publish.Conn
 		mon    *Monitor
 		cancel context.CancelFunc
@@ -100,7 +101,7 @@ accounts:
 			t.Fatalf("%s: %v", name, err)
 		}
 		ictx, icancel := context.WithCancel(ctx)
-		in := &instance{name: name, logs: &syncBuffer{}, nc: nc, mon: NewMonitor(), cancel: icancel, done: make(chan struct{})}
+		in := &instance{name: name, logs: &logtest.Buffer{}, nc: nc, mon: NewMonitor(), cancel: icancel, done: make(chan struct{})}
 		go func() {
 			defer close(in.done)
 			Run(ictx, Options{Config: cfg, NATS: nc, Monitor: in.mon, Instance: name, LeaseTTL: 3 * time.Second, Logger: debugLogger(in.logs)})

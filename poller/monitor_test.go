@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/mailpoller/mailpoller/config"
+	"github.com/mailpoller/mailpoller/internal/logtest"
 	"github.com/mailpoller/mailpoller/sim"
 )
 
@@ -27,7 +28,7 @@ func startRun(t *testing.T, cfg *config.Config, reload chan *config.Config) (*Mo
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		Run(ctx, Options{Config: cfg, NATS: nc, Monitor: mon, Reload: reload, Logger: debugLogger(&syncBuffer{})})
+		Run(ctx, Options{Config: cfg, NATS: nc, Monitor: mon, Reload: reload, Logger: debugLogger(&logtest.Buffer{})})
 	}()
 	stop := func() {
 		cancel()

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mailpoller/mailpoller/config"
+	"github.com/mailpoller/mailpoller/internal/logtest"
 	"github.com/mailpoller/mailpoller/sim"
 )
 
@@ -55,7 +56,7 @@ accounts:
 	nc := newNATS(t)
 	rctx, rcancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer rcancel()
-	res := Run(rctx, Options{Config: cfg, NATS: nc, Once: true, Logger: debugLogger(&syncBuffer{})})
+	res := Run(rctx, Options{Config: cfg, NATS: nc, Once: true, Logger: debugLogger(&logtest.Buffer{})})
 	published := 0
 	for _, r := range res {
 		if r.Err != nil {
