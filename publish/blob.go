@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -53,11 +54,29 @@ func (c *Conn) PutBlob(ctx context.Context, data []byte) (*message.Blob, error) 
 // stored, so a failed write never leaves an object without its data.
 func (c *Conn) putBlobs(ctx context.Context, puts []blobPut) ([]*message.Blob, error) {
 	refs := make([]*message.Blob, len(puts))
+	var keys []string
+	for i, p := range puts {
+		refs[i] = &message.Blob{Bucket: BlobBucket, Key: p.key, Size: int64(len(p.data))}
+		keys = append(keys, p.key)
+	}
+	// Two messages with the same attachment, prepared at once, would both
+	// find it missing and write it; one copy's chunks would stay behind.
+	// So a key is written by one caller at a time, and the next one finds
+	// it stored. Keys are claimed in order, so no two callers wait on
+	// each other.
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
+	for i, k := range keys {
+		if err := c.claim(ctx, k); err != nil {
+			c.release(keys[:i]...)
+			return nil, err
+		}
+	}
+	defer c.release(keys...)
 	var infos []*jetstream.ObjectInfo
 	var chunks []jetstream.PubAckFuture
 	seen := map[string]bool{}
-	for i, p := range puts {
-		refs[i] = &message.Blob{Bucket: BlobBucket, Key: p.key, Size: int64(len(p.data))}
+	for _, p := range puts {
 		if seen[p.key] {
 			continue
 		}
@@ -110,6 +129,39 @@ func (c *Conn) putBlobs(ctx context.Context, puts []blobPut) ([]*message.Blob, e
 		return nil, fmt.Errorf("store blob info: %w", err)
 	}
 	return refs, nil
+}
+
+// claim waits until no other putBlobs of c is writing key, then marks it
+// as being written until release.
+func (c *Conn) claim(ctx context.Context, key string) error {
+	for {
+		c.writingMu.Lock()
+		busy, ok := c.writing[key]
+		if !ok {
+			if c.writing == nil {
+				c.writing = map[string]chan struct{}{}
+			}
+			c.writing[key] = make(chan struct{})
+			c.writingMu.Unlock()
+			return nil
+		}
+		c.writingMu.Unlock()
+		select {
+		case <-busy:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// release ends the claims on keys.
+func (c *Conn) release(keys ...string) {
+	c.writingMu.Lock()
+	defer c.writingMu.Unlock()
+	for _, k := range keys {
+		close(c.writing[k])
+		delete(c.writing, k)
+	}
 }
 
 // awaitAcks waits for every future's PubAck and returns the first error.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"sync"
 	"testing"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -79,5 +80,33 @@ func TestBlobsReadByObjectStore(t *testing.T) {
 	}
 	if _, err := obs.GetInfo(ctx, "missing"); err != jetstream.ErrObjectNotFound {
 		t.Errorf("GetInfo(missing) = %v", err)
+	}
+}
+
+// TestBlobWrittenOnceWhenPutConcurrently: messages prepared at once that
+// carry the same attachment store it once, with no stray chunks.
+func TestBlobWrittenOnceWhenPutConcurrently(t *testing.T) {
+	c := newConn(t)
+	ctx := context.Background()
+	data := bytes.Repeat([]byte("concurrent attachment "), 300<<10/22) // 3 chunks
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			if _, err := c.PutBlob(ctx, data); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	stream, err := c.JetStream().Stream(ctx, "OBJ_"+BlobBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 4 { // 3 chunks and the info
+		t.Errorf("object stream holds %d messages after 16 concurrent puts of one blob, want 4", info.State.Msgs)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -41,6 +42,9 @@ type Conn struct {
 	stream   string
 	prefix   string
 	replicas int // of the stream and buckets mailpoller creates
+
+	writingMu sync.Mutex
+	writing   map[string]chan struct{} // blob keys being written, closed when done
 }
 
 // Connect connects to cfg.URL, or starts an embedded JetStream server when
