@@ -27,6 +27,7 @@ type recorded struct {
 	body   []byte
 	root   *node
 	op     string
+	ctx    context.Context // the request's: done when the client goes away
 }
 
 // fakeEWS is an httptest server whose replies a test scripts by operation.
@@ -43,7 +44,7 @@ func newFake(t *testing.T, respond func(w http.ResponseWriter, r recorded)) *fak
 	f := &fakeEWS{t: t, respond: respond}
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		body, _ := io.ReadAll(req.Body)
-		rec := recorded{header: req.Header.Clone(), body: body}
+		rec := recorded{header: req.Header.Clone(), body: body, ctx: req.Context()}
 		if req.Method != http.MethodPost {
 			t.Errorf("method = %s, want POST", req.Method)
 		}

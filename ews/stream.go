@@ -141,8 +141,8 @@ func (c *Client) Stream(ctx context.Context, mailbox, subscriptionID string, lim
 const streamLimit = 30 * time.Minute
 
 // streamUpTimeout bounds the wait for the server to accept a streaming
-// connection; after it the source polls for a round.
-const streamUpTimeout = time.Minute
+// connection; after it the source polls for a round. A variable for tests.
+var streamUpTimeout = time.Minute
 
 // stream is a Source's open GetStreamingEvents connection, owned by one
 // goroutine that Close stops.
