@@ -161,7 +161,7 @@ type stream struct {
 // connections per app), the source keeps polling every limit instead.
 func (s *Source) Wait(ctx context.Context, limit time.Duration) error {
 	if s.noPush {
-		return sleep(ctx, limit, nil)
+		return sleep(ctx, limit)
 	}
 	if s.subID == "" {
 		id, err := s.c.Subscribe(ctx, s.opts.Mailbox, s.folder)
@@ -182,17 +182,23 @@ func (s *Source) Wait(ctx context.Context, limit time.Duration) error {
 		s.stream = st
 		return nil // sync what came before the connection
 	}
+	t := time.NewTimer(limit)
+	defer t.Stop()
 	select {
-	case <-s.stream.done:
+	case <-s.newMail:
+		return nil
+	case <-s.stream.done: // the connection ended: a notification may be lost
 		err := s.stream.err
 		s.stream = nil
 		if err != nil {
 			return s.streamFailed(ctx, limit, err)
 		}
-		return nil // reconnect after a sync
-	default:
+		return nil // sync, then reconnect
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return nil
 	}
-	return sleep(ctx, limit, s.newMail)
 }
 
 // openStream starts the streaming connection's goroutine and returns once
@@ -233,8 +239,11 @@ func (s *Source) openStream(ctx context.Context) (*stream, error) {
 }
 
 // streamFailed handles a streaming connection that could not open or
-// broke: an expired subscription is renewed next time; any other failure
-// is logged and this round waits the poll interval instead.
+// broke: an expired subscription is renewed next time; after any other
+// failure (such as Exchange's limit of hanging connections per app) the
+// subscription is kept, for the server still holds it and counts it
+// against the mailbox (20 in Exchange Online), and this round waits the
+// poll interval instead.
 func (s *Source) streamFailed(ctx context.Context, limit time.Duration, err error) error {
 	if ctx.Err() != nil {
 		return nil
@@ -243,19 +252,17 @@ func (s *Source) streamFailed(ctx context.Context, limit time.Duration, err erro
 		s.subID = ""
 		return nil // subscribe again, then sync
 	}
-	s.subID = ""
 	s.log.Debug("streaming connection failed; polling this round", "err", err)
-	return sleep(ctx, limit, nil)
+	return sleep(ctx, limit)
 }
 
-// sleep waits until limit passes, ctx ends or wake receives.
-func sleep(ctx context.Context, limit time.Duration, wake <-chan struct{}) error {
+// sleep waits until limit passes or ctx ends.
+func sleep(ctx context.Context, limit time.Duration) error {
 	t := time.NewTimer(limit)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
 	case <-t.C:
-	case <-wake:
 	}
 	return nil
 }

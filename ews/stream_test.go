@@ -9,7 +9,7 @@ import (
 
 // TestWaitStreamNeverAccepted: a server that takes GetStreamingEvents and
 // never answers does not hold Wait: after streamUpTimeout the source waits
-// the poll interval instead and subscribes afresh next time.
+// the poll interval instead, and tries the same subscription next time.
 func TestWaitStreamNeverAccepted(t *testing.T) {
 	defer func(d time.Duration) { streamUpTimeout = d }(streamUpTimeout)
 	streamUpTimeout = 100 * time.Millisecond
@@ -34,17 +34,23 @@ func TestWaitStreamNeverAccepted(t *testing.T) {
 	})
 	t.Cleanup(func() { close(ended) }) // before the server closes: it waits for handlers
 	s := openSource(t, f, SourceOptions{})
-	done := make(chan error, 1)
-	go func() { done <- s.Wait(context.Background(), 200*time.Millisecond) }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
+	for round := 1; round <= 2; round++ {
+		done := make(chan error, 1)
+		go func() { done <- s.Wait(context.Background(), 200*time.Millisecond) }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: Wait still waiting 10s after the server took the streaming request", round)
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Wait still waiting 10s after the server took the streaming request")
 	}
-	if s.subID != "" || s.stream != nil {
-		t.Errorf("after the failed stream: subscription %q, stream %v; want both cleared", s.subID, s.stream)
+	ops := map[string]int{}
+	for _, r := range f.requests() {
+		ops[r.op]++
+	}
+	if ops["Subscribe"] != 1 || ops["GetStreamingEvents"] != 2 || s.stream != nil {
+		t.Errorf("requests %v, stream %v; want one Subscribe, a streaming request per round, no stream", ops, s.stream)
 	}
 }
