@@ -103,7 +103,7 @@ func TestKillAndRestart(t *testing.T) {
 		t.Fatalf("final run --once: %v\n%s", err, tail(logs.String()))
 	}
 	e.verify("SIGKILL x5 during 2000 messages", true)
-	noSecrets(t, logs.String())
+	e.noSecrets(logs.String())
 }
 
 func tail(s string) string {
@@ -128,7 +128,7 @@ func TestNATSOutage(t *testing.T) {
 	e.waitAll(90 * time.Second)
 	stop()
 	e.verify("NATS down mid-run, then back", true)
-	noSecrets(t, logs.String())
+	e.noSecrets(logs.String())
 }
 
 // TestStreamFull fills the stream's limit: the poller waits, flags
@@ -191,7 +191,7 @@ func TestIMAPFaults(t *testing.T) {
 	if !strings.Contains(logs.String(), "suggested backoff 300ms") {
 		t.Errorf("the throttling reply was not logged with its backoff")
 	}
-	noSecrets(t, logs.String())
+	e.noSecrets(logs.String())
 }
 
 // TestTokenFaults: one app's token endpoint answers 503 twice (transient:
@@ -226,7 +226,7 @@ func TestTokenFaults(t *testing.T) {
 	if !strings.Contains(logs.String(), "Secret ID") {
 		t.Errorf("the config error's fix is not in the log")
 	}
-	noSecrets(t, logs.String())
+	e.noSecrets(logs.String())
 }
 
 // bigMessage builds a message with attachments of the given sizes.

@@ -144,6 +144,7 @@ type Sim struct {
 
 	mu            sync.Mutex
 	tokenRequests map[string]int
+	issued        []string // every access token handed out
 	imapSessions  int
 	faults        faults
 	sessions      map[*session]struct{}

@@ -102,6 +102,25 @@ func TestTokenEndpoint(t *testing.T) {
 	if n := s.TokenRequests(app1); n != 5 {
 		t.Errorf("TokenRequests(app1) = %d, want 5", n)
 	}
+	// LeakedToken finds an issued token (or any of its parts) in text, and
+	// nothing in text that merely looks base64, like an EWS ItemId.
+	tok := issuedToken(t, s)
+	sig := tok[strings.LastIndex(tok, ".")+1:]
+	for text, leaked := range map[string]bool{
+		"auth=Bearer " + tok:                     true,
+		"signature " + sig + " logged":           true,
+		"server_id=AAMkeyJkcDnlCHIdo1r7nfNT4Z1x": false,
+	} {
+		if got := s.LeakedToken(text) != ""; got != leaked {
+			t.Errorf("LeakedToken(%q) found something: %v, want %v", text, got, leaked)
+		}
+	}
+}
+
+// issuedToken gets a token for app1 from the token endpoint.
+func issuedToken(t *testing.T, s *Sim) string {
+	_, body := token(t, s, tenant, app1, "secret-1", scope)
+	return body["access_token"].(string)
 }
 
 type xoauth2 struct{ user, token string }

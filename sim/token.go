@@ -211,11 +211,31 @@ func (s *Sim) handleToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tok, c := s.issue(app)
+	s.mu.Lock()
+	s.issued = append(s.issued, tok)
+	s.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store, no-cache")
 	json.NewEncoder(w).Encode(map[string]any{
 		"token_type": "Bearer", "expires_in": int(time.Until(c.Expiry).Seconds()), "ext_expires_in": int(time.Until(c.Expiry).Seconds()), "access_token": tok,
 	})
+}
+
+// LeakedToken returns the first part of a token the simulator issued that
+// text contains (any of its three dot-separated parts, each as long as a
+// hash), or "" if none: for tests that assert tokens stay out of logs,
+// errors and output.
+func (s *Sim) LeakedToken(text string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, tok := range s.issued {
+		for _, part := range strings.Split(tok, ".") {
+			if len(part) >= 16 && strings.Contains(text, part) {
+				return part
+			}
+		}
+	}
+	return ""
 }
 
 // TokenRequests counts the token requests an app made.
