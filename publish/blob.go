@@ -81,8 +81,8 @@ func (c *Conn) putBlobs(ctx context.Context, puts []blobPut) ([]*message.Blob, e
 			continue
 		}
 		seen[p.key] = true
-		info, err := c.blobs.GetInfo(ctx, p.key)
-		if err == nil && !info.Deleted && info.Size == uint64(len(p.data)) {
+		have, err := c.blobs.GetInfo(ctx, p.key)
+		if err == nil && !have.Deleted && have.Size == uint64(len(p.data)) {
 			continue // stored before: content-addressed, so the same
 		}
 		if err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
@@ -92,26 +92,26 @@ func (c *Conn) putBlobs(ctx context.Context, puts []blobPut) ([]*message.Blob, e
 		if err != nil || len(sum) != sha256.Size {
 			return nil, fmt.Errorf("blob key %q is not a sha256", p.key)
 		}
-		id := nuid.Next()
-		subject := "$O." + BlobBucket + ".C." + id
-		n := 0
+		info := &jetstream.ObjectInfo{
+			ObjectMeta: jetstream.ObjectMeta{Name: p.key, Opts: &jetstream.ObjectMetaOptions{ChunkSize: chunkSize}},
+			Bucket:     BlobBucket, NUID: nuid.Next(), Size: uint64(len(p.data)), ModTime: time.Now().UTC(),
+			Digest: "SHA-256=" + base64.URLEncoding.EncodeToString(sum),
+		}
+		infos = append(infos, info)
 		for off := 0; off < len(p.data); off += chunkSize {
-			m := nats.NewMsg(subject)
+			m := nats.NewMsg(chunkSubject(info.NUID))
 			m.Data = p.data[off:min(off+chunkSize, len(p.data))]
 			f, err := c.js.PublishMsgAsync(m, jetstream.WithStallWait(stallWait))
 			if err != nil {
+				c.purgeChunks(infos)
 				return nil, fmt.Errorf("store blob %s: %w", p.key, err)
 			}
 			chunks = append(chunks, f)
-			n++
+			info.Chunks++
 		}
-		infos = append(infos, &jetstream.ObjectInfo{
-			ObjectMeta: jetstream.ObjectMeta{Name: p.key, Opts: &jetstream.ObjectMetaOptions{ChunkSize: chunkSize}},
-			Bucket:     BlobBucket, NUID: id, Size: uint64(len(p.data)), ModTime: time.Now().UTC(), Chunks: uint32(n),
-			Digest: "SHA-256=" + base64.URLEncoding.EncodeToString(sum),
-		})
 	}
 	if err := awaitAcks(ctx, chunks); err != nil {
+		c.purgeChunks(infos)
 		return nil, fmt.Errorf("store blob chunks: %w", err)
 	}
 	metas := make([]jetstream.PubAckFuture, 0, len(infos))
@@ -129,6 +129,25 @@ func (c *Conn) putBlobs(ctx context.Context, puts []blobPut) ([]*message.Blob, e
 		return nil, fmt.Errorf("store blob info: %w", err)
 	}
 	return refs, nil
+}
+
+func chunkSubject(nuid string) string { return "$O." + BlobBucket + ".C." + nuid }
+
+// purgeChunks drops, as far as it can, the chunks written for objects
+// whose info was never published: nothing refers to them.
+func (c *Conn) purgeChunks(infos []*jetstream.ObjectInfo) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := c.js.Stream(ctx, "OBJ_"+BlobBucket)
+	if err != nil {
+		c.log.Debug("could not drop the chunks of an unfinished blob", "err", err)
+		return
+	}
+	for _, info := range infos {
+		if err := st.Purge(ctx, jetstream.WithPurgeSubject(chunkSubject(info.NUID))); err != nil {
+			c.log.Debug("could not drop the chunks of an unfinished blob", "key", info.Name, "err", err)
+		}
+	}
 }
 
 // claim waits until no other putBlobs of c is writing key, then marks it

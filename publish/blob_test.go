@@ -110,3 +110,31 @@ func TestBlobWrittenOnceWhenPutConcurrently(t *testing.T) {
 		t.Errorf("object stream holds %d messages after 16 concurrent puts of one blob, want 4", info.State.Msgs)
 	}
 }
+
+// TestBlobChunksDroppedWhenWriteFails: when the object store refuses a
+// chunk (here: full), the blob's info is not written and its chunks are
+// dropped, so nothing half-written stays behind.
+func TestBlobChunksDroppedWhenWriteFails(t *testing.T) {
+	c := newConn(t)
+	ctx := context.Background()
+	stream, err := c.JetStream().Stream(ctx, "OBJ_"+BlobBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := stream.CachedInfo().Config
+	cfg.MaxBytes, cfg.Discard = 200<<10, jetstream.DiscardNew
+	if _, err := c.JetStream().UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	data := bytes.Repeat([]byte("x"), 300<<10) // 3 chunks: the store takes one
+	if _, err := c.PutBlob(ctx, data); err == nil {
+		t.Fatal("PutBlob into a full object store succeeded")
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 0 {
+		t.Errorf("object stream holds %d messages after a failed put, want 0", info.State.Msgs)
+	}
+}
