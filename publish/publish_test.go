@@ -175,3 +175,33 @@ func sum(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
 }
+
+// TestStreamRecreatedAfterDelete: an operator deletes the events stream;
+// the publish that finds it missing fails (nothing is flagged on its
+// account) and recreates it, and the retry lands.
+func TestStreamRecreatedAfterDelete(t *testing.T) {
+	c := newConn(t)
+	ctx := context.Background()
+	o := Origin{Account: "support", Mailbox: "support@contoso.com", Folder: "INBOX", Protocol: "imap", ServerID: "1:1"}
+	m := &message.Message{MessageID: "a@b", Subject: "hi"}
+	subject := Subject(c.Prefix(), o.Account, o.Mailbox)
+	if _, err := c.Publish(ctx, subject, NewEvent(o, m, time.Now()), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.JetStream().DeleteStream(ctx, c.Stream()); err != nil {
+		t.Fatal(err)
+	}
+	o.ServerID = "1:2"
+	ev := NewEvent(o, m, time.Now())
+	if _, err := c.Publish(ctx, subject, ev, nil); err == nil {
+		t.Fatal("publish to a deleted stream reported success")
+	}
+	ack, err := c.Publish(ctx, subject, ev, nil)
+	if err != nil || ack.Stream != c.Stream() {
+		t.Fatalf("retry after the stream was recreated: %+v, %v", ack, err)
+	}
+	info, err := c.JetStream().Stream(ctx, c.Stream())
+	if err != nil || info.CachedInfo().Config.Duplicates != time.Hour {
+		t.Fatalf("recreated stream: %v (%+v)", err, info)
+	}
+}
