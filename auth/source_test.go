@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mailpoller/mailpoller/auth"
+	"github.com/mailpoller/mailpoller/internal/wait"
 )
 
 func TestTokenClientSecret(t *testing.T) {
@@ -91,7 +92,7 @@ func TestTokenConcurrentCallersShareOneRequest(t *testing.T) {
 			toks[i], errs[i] = src.Token(context.Background())
 		}()
 	}
-	waitFor(t, "all callers waiting for the request in flight", func() bool { return src.Waiters() == n })
+	wait.For(t, 10*time.Second, "all callers waiting for the request in flight", func() bool { return src.Waiters() == n })
 	close(gate)
 	wg.Wait()
 	for i := range n {
@@ -215,7 +216,7 @@ func TestTokenCallerCancelDoesNotFailOthers(t *testing.T) {
 	go func() { _, err := src.Token(ctx); first <- err }()
 	second := make(chan error, 1)
 	go func() { _, err := src.Token(context.Background()); second <- err }()
-	waitFor(t, "two callers waiting", func() bool { return src.Waiters() == 2 })
+	wait.For(t, 10*time.Second, "two callers waiting", func() bool { return src.Waiters() == 2 })
 	cancel()
 	if err := <-first; !errors.Is(err, context.Canceled) {
 		t.Errorf("Token() with a cancelled ctx = %v, want context.Canceled", err)

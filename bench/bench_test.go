@@ -38,6 +38,7 @@ import (
 	"github.com/mailpoller/mailpoller/config"
 	"github.com/mailpoller/mailpoller/imap"
 	"github.com/mailpoller/mailpoller/internal/dovecottest"
+	"github.com/mailpoller/mailpoller/internal/wait"
 	"github.com/mailpoller/mailpoller/poller"
 	"github.com/mailpoller/mailpoller/publish"
 	"github.com/mailpoller/mailpoller/sim"
@@ -296,17 +297,10 @@ func BenchmarkPushLatency(b *testing.B) {
 }
 
 func waitState(b *testing.B, mon *poller.Monitor, state string) {
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	wait.For(b, 30*time.Second, "mailbox "+state, func() bool {
 		st := mon.Snapshot()
-		if len(st) > 0 && st[0].State == state {
-			return
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("mailbox not %s within 30s: %+v", state, st)
-		}
-		time.Sleep(20 * time.Millisecond) // polling under a deadline
-	}
+		return len(st) > 0 && st[0].State == state
+	})
 }
 
 // startSim runs the simulator with the bench's app, allowed on every

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailpoller/mailpoller/internal/wait"
 	"github.com/mailpoller/mailpoller/source"
 )
 
@@ -387,7 +388,7 @@ func TestMaxInFlight(t *testing.T) {
 			errs <- err
 		})
 	}
-	waitFor(t, "two requests at the server", func() bool { mu.Lock(); defer mu.Unlock(); return inFlight == 2 })
+	wait.For(t, 10*time.Second, "two requests at the server", func() bool { mu.Lock(); defer mu.Unlock(); return inFlight == 2 })
 	close(release)
 	wg.Wait()
 	close(errs)
@@ -407,7 +408,7 @@ func TestContextCancelWhileWaitingForSlot(t *testing.T) {
 	defer close(release)
 	c := f.client(Options{MaxInFlight: 1})
 	go c.GetFolder(context.Background(), testMailbox, FolderID{Distinguished: "inbox"})
-	waitFor(t, "first request at the server", func() bool { return len(f.requests()) == 1 })
+	wait.For(t, 10*time.Second, "first request at the server", func() bool { return len(f.requests()) == 1 })
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, err := c.GetFolder(ctx, testMailbox, FolderID{Distinguished: "inbox"}); !errors.Is(err, context.Canceled) || IsTransient(err) {

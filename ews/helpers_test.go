@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 )
 
 const (
@@ -158,18 +157,6 @@ func checkEnvelope(t *testing.T, r recorded, op string) *node {
 		t.Fatalf("body element = %v, want m:%s", o, op)
 	}
 	return o
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
 
 // envelopeOf wraps a body in a response envelope with the usual prefixes.

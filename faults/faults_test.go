@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mailpoller/mailpoller/internal/logtest"
+	"github.com/mailpoller/mailpoller/internal/wait"
 	"github.com/mailpoller/mailpoller/poller"
 	"github.com/mailpoller/mailpoller/publish"
 	"github.com/mailpoller/mailpoller/sim"
@@ -62,7 +63,7 @@ func (e *env) waitAll(within time.Duration) {
 	e.mu.Lock()
 	n := len(e.sent)
 	e.mu.Unlock()
-	eventually(e.t, within, fmt.Sprintf("%d events", n), func() bool { return e.streamCount() >= n })
+	wait.For(e.t, within, fmt.Sprintf("%d events", n), func() bool { return e.streamCount() >= n })
 }
 
 func buildBinary(t *testing.T) string {
@@ -91,7 +92,7 @@ func TestKillAndRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 		target := e.streamCount() + 100 + rand.N(250)
-		eventually(t, 90*time.Second, fmt.Sprintf("kill %d: stream reaches %d", kill, target), func() bool {
+		wait.For(t, 90*time.Second, fmt.Sprintf("kill %d: stream reaches %d", kill, target), func() bool {
 			return e.streamCount() >= min(target, 2000)
 		})
 		cmd.Process.Signal(syscall.SIGKILL)
@@ -119,9 +120,9 @@ func TestNATSOutage(t *testing.T) {
 	e.deliver(300)
 	var logs logtest.Buffer
 	stop := e.run("", &logs)
-	eventually(t, 60*time.Second, "first 100 events", func() bool { return e.streamCount() >= 100 })
+	wait.For(t, 60*time.Second, "first 100 events", func() bool { return e.streamCount() >= 100 })
 	e.nats.stop()
-	eventually(t, 30*time.Second, "poller notices NATS is gone", func() bool {
+	wait.For(t, 30*time.Second, "poller notices NATS is gone", func() bool {
 		return strings.Contains(logs.String(), "NATS unavailable") || strings.Contains(logs.String(), "NATS disconnected")
 	})
 	e.nats.start()
@@ -143,7 +144,7 @@ func TestStreamFull(t *testing.T) {
 	e.deliver(120)
 	var logs logtest.Buffer
 	stop := e.run("", &logs)
-	eventually(t, 60*time.Second, "stream full", func() bool { return e.streamCount() == 40 && strings.Contains(logs.String(), "NATS unavailable") })
+	wait.For(t, 60*time.Second, "stream full", func() bool { return e.streamCount() == 40 && strings.Contains(logs.String(), "NATS unavailable") })
 	e.mu.Lock()
 	for _, a := range e.actions {
 		if a.lastSeq == 0 {
@@ -176,7 +177,7 @@ func TestIMAPFaults(t *testing.T) {
 	e.sim.DropFetch("support@contoso.test", 2)
 	var logs logtest.Buffer
 	stop := e.run("", &logs)
-	eventually(t, 60*time.Second, "first 50 events", func() bool { return e.streamCount() >= 50 })
+	wait.For(t, 60*time.Second, "first 50 events", func() bool { return e.streamCount() >= 50 })
 	e.sim.ExpireSessions("billing@contoso.test")
 	e.sim.ExpireSessions("support@contoso.test")
 	e.waitAll(90 * time.Second)
@@ -297,7 +298,7 @@ func TestPoisonMessage(t *testing.T) {
 	stop := e.run("", &logs)
 	e.waitAll(60 * time.Second)
 	ctx := context.Background()
-	eventually(t, 30*time.Second, "dead letter published", func() bool {
+	wait.For(t, 30*time.Second, "dead letter published", func() bool {
 		st, err := e.js.Stream(ctx, "MAIL")
 		if err != nil {
 			return false
@@ -339,7 +340,7 @@ func TestSIGTERM(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 60*time.Second, "first 100 events", func() bool { return e.streamCount() >= 100 })
+	wait.For(t, 60*time.Second, "first 100 events", func() bool { return e.streamCount() >= 100 })
 	cmd.Process.Signal(syscall.SIGTERM)
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
@@ -368,7 +369,7 @@ func TestQuarantine(t *testing.T) {
 	var logs logtest.Buffer
 	stop := e.run("    quarantine: Unreadable\n", &logs)
 	e.waitAll(60 * time.Second)
-	eventually(t, 30*time.Second, "poison moved to Unreadable", func() bool {
+	wait.For(t, 30*time.Second, "poison moved to Unreadable", func() bool {
 		q, err := e.sim.Store().Messages(box, "Unreadable")
 		return err == nil && len(q) == 1
 	})
@@ -400,14 +401,14 @@ func TestSIGHUPReload(t *testing.T) {
 		cmd.Process.Signal(syscall.SIGTERM)
 		cmd.Wait()
 	}()
-	eventually(t, 60*time.Second, "support's 5 events", func() bool { return e.streamCount() >= 5 })
+	wait.For(t, 60*time.Second, "support's 5 events", func() bool { return e.streamCount() >= 5 })
 	os.WriteFile(cfgPath, []byte("accounts: [\n"), 0o600)
 	cmd.Process.Signal(syscall.SIGHUP)
-	eventually(t, 30*time.Second, "invalid config refused", func() bool { return strings.Contains(logs.String(), "config reload rejected") })
+	wait.For(t, 30*time.Second, "invalid config refused", func() bool { return strings.Contains(logs.String(), "config reload rejected") })
 	e.boxes = []string{"support@contoso.test", "billing@contoso.test"}
 	os.WriteFile(cfgPath, []byte(e.yaml("")), 0o600)
 	cmd.Process.Signal(syscall.SIGHUP)
-	eventually(t, 60*time.Second, "billing's events after the reload", func() bool { return e.streamCount() >= 10 })
+	wait.For(t, 60*time.Second, "billing's events after the reload", func() bool { return e.streamCount() >= 10 })
 	if strings.Contains(logs.String(), "mailbox stopping (config changed)") {
 		t.Error("the unchanged mailbox was restarted by the reload")
 	}

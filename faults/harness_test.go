@@ -317,18 +317,6 @@ func (e *env) verify(name string, wantAllActed bool) {
 	tableMu.Unlock()
 }
 
-// eventually polls cond under a deadline.
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not true within %s", what, within)
-		}
-		time.Sleep(25 * time.Millisecond) // polling a condition under a deadline
-	}
-}
-
 func debugLog(buf *logtest.Buffer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }

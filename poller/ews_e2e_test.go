@@ -8,6 +8,7 @@ import (
 
 	"github.com/mailpoller/mailpoller/config"
 	"github.com/mailpoller/mailpoller/internal/logtest"
+	"github.com/mailpoller/mailpoller/internal/wait"
 	"github.com/mailpoller/mailpoller/publish"
 	"github.com/mailpoller/mailpoller/sim"
 )
@@ -106,7 +107,7 @@ func TestPush(t *testing.T) {
 					OnEvent: func(ev *publish.Event) { events <- ev }})
 			}()
 			defer func() { cancel(); <-done }()
-			eventually(t, 20*time.Second, "caught up", func() bool {
+			wait.For(t, 20*time.Second, "caught up", func() bool {
 				s, ok := status(mon, env.boxes[0])
 				return ok && s.State == StateCaughtUp
 			})
@@ -141,7 +142,7 @@ func TestPush(t *testing.T) {
 					t.Fatalf("no event for new mail %d within 15s after the subscriptions expired", i)
 				}
 			}
-			eventually(t, 15*time.Second, "subscribed again", func() bool { return env.sim.ExpireSubscriptions() > 0 })
+			wait.For(t, 15*time.Second, "subscribed again", func() bool { return env.sim.ExpireSubscriptions() > 0 })
 		})
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/mailpoller/mailpoller/config"
 	"github.com/mailpoller/mailpoller/internal/logtest"
 	"github.com/mailpoller/mailpoller/internal/natstest"
+	"github.com/mailpoller/mailpoller/internal/wait"
 	"github.com/mailpoller/mailpoller/publish"
 	"github.com/mailpoller/mailpoller/sim"
 )
@@ -159,7 +160,7 @@ accounts:
 			in.nc.Close()
 		}
 	}()
-	eventually(t, 60*time.Second, "12 mailboxes split about evenly", func() bool {
+	wait.For(t, 60*time.Second, "12 mailboxes split about evenly", func() bool {
 		total := 0
 		for _, in := range ins {
 			h := held(in)
@@ -202,20 +203,20 @@ accounts:
 	dead.cancel()
 	<-dead.done
 	killedAt := time.Now()
-	eventually(t, 30*time.Second, "p2 and p3 hold all 12", func() bool { return held(ins[1])+held(ins[2]) == n })
+	wait.For(t, 30*time.Second, "p2 and p3 hold all 12", func() bool { return held(ins[1])+held(ins[2]) == n })
 	takeover := time.Since(killedAt)
 
 	// A fourth poller joins: the 12 mailboxes spread over p2, p3 and p4.
 	ins = append(ins, start("p4", urls[1]))
 	all = append(all, ins[3])
-	eventually(t, 60*time.Second, "rebalanced over p2, p3, p4", func() bool {
+	wait.For(t, 60*time.Second, "rebalanced over p2, p3, p4", func() bool {
 		a, b, c := held(ins[1]), held(ins[2]), held(ins[3])
 		return a+b+c == n && a <= 5 && b <= 5 && c <= 5 && c > 0
 	})
 	// Then a NATS node dies (p3 was connected to it) while mail keeps coming.
 	before := delivered.Load()
 	srvs[2].Shutdown()
-	eventually(t, 60*time.Second, "mail delivered after the node died", func() bool { return delivered.Load() > before+50 })
+	wait.For(t, 60*time.Second, "mail delivered after the node died", func() bool { return delivered.Load() > before+50 })
 
 	stopDeliver()
 	delivering.Wait()
@@ -225,7 +226,7 @@ accounts:
 		t.Fatal(err)
 	}
 	defer check.Close()
-	eventually(t, 60*time.Second, fmt.Sprintf("%d events", want), func() bool {
+	wait.For(t, 60*time.Second, fmt.Sprintf("%d events", want), func() bool {
 		js, _ := check.JetStream()
 		info, err := js.StreamInfo("MAIL")
 		return err == nil && int(info.State.Msgs) >= want

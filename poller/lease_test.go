@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mailpoller/mailpoller/config"
+	"github.com/mailpoller/mailpoller/internal/wait"
 	"github.com/mailpoller/mailpoller/publish"
 )
 
@@ -20,18 +21,6 @@ func newNATS(t *testing.T) *publish.Conn {
 	}
 	t.Cleanup(c.Close)
 	return c
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not true within %s", what, within)
-		}
-		time.Sleep(20 * time.Millisecond) // polling a condition under a deadline
-	}
 }
 
 func TestLeaseExclusiveReleaseAndTakeover(t *testing.T) {
@@ -70,7 +59,7 @@ func TestLeaseExclusiveReleaseAndTakeover(t *testing.T) {
 	if l, _, _ := a.tryAcquire(ctx, key); l != nil {
 		t.Fatal("a took the lease while b's was still live")
 	}
-	eventually(t, 5*ttl, "takeover after holder died", func() bool {
+	wait.For(t, 5*ttl, "takeover after holder died", func() bool {
 		l, _, err := a.tryAcquire(ctx, key)
 		return err == nil && l != nil
 	})

@@ -15,6 +15,7 @@ import (
 
 	"github.com/mailpoller/mailpoller/config"
 	"github.com/mailpoller/mailpoller/internal/logtest"
+	"github.com/mailpoller/mailpoller/internal/wait"
 	"github.com/mailpoller/mailpoller/sim"
 )
 
@@ -60,7 +61,7 @@ func TestMetricsAndStatus(t *testing.T) {
 	mon, _ := startRun(t, cfg, nil)
 	srv := httptest.NewServer(mon.Handler())
 	defer srv.Close()
-	eventually(t, 20*time.Second, "support caught up with 4 events", func() bool {
+	wait.For(t, 20*time.Second, "support caught up with 4 events", func() bool {
 		s, _ := status(mon, env.boxes[0])
 		return s.State == StateCaughtUp && s.Published == 4
 	})
@@ -76,7 +77,7 @@ func TestMetricsAndStatus(t *testing.T) {
 	if code, _ := get("/healthz"); code != 200 {
 		t.Errorf("/healthz = %d", code)
 	}
-	eventually(t, 20*time.Second, "/readyz 200", func() bool { code, _ := get("/readyz"); return code == 200 })
+	wait.For(t, 20*time.Second, "/readyz 200", func() bool { code, _ := get("/readyz"); return code == 200 })
 	code, body := get("/metrics")
 	if code != 200 {
 		t.Fatalf("/metrics = %d", code)
@@ -154,7 +155,7 @@ func TestReload(t *testing.T) {
 	cfg1 := env.config(t, "imap", "")
 	reload := make(chan *config.Config)
 	mon, _ := startRun(t, cfg1, reload)
-	eventually(t, 20*time.Second, "billing caught up", func() bool {
+	wait.For(t, 20*time.Second, "billing caught up", func() bool {
 		s, ok := status(mon, env.boxes[1])
 		return ok && s.State == StateCaughtUp
 	})
@@ -162,14 +163,14 @@ func TestReload(t *testing.T) {
 	cfg2 := env.config(t, "imap", "")
 	cfg2.Accounts[0].AdditionalUsers[0].Address = env.boxes[2]
 	reload <- cfg2
-	eventually(t, 20*time.Second, "hr caught up and billing gone", func() bool {
+	wait.For(t, 20*time.Second, "hr caught up and billing gone", func() bool {
 		h, ok := status(mon, env.boxes[2])
 		_, still := status(mon, env.boxes[1])
 		return ok && h.State == StateCaughtUp && !still
 	})
 	env.sim.Store().Deliver(env.boxes[1], "INBOX", sim.Generate(env.boxes[1], 1), time.Now())
 	env.sim.Store().Deliver(env.boxes[2], "INBOX", sim.Generate(env.boxes[2], 1), time.Now())
-	eventually(t, 20*time.Second, "hr's message published", func() bool {
+	wait.For(t, 20*time.Second, "hr's message published", func() bool {
 		h, _ := status(mon, env.boxes[2])
 		return h.Published == 1
 	})

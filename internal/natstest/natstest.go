@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/mailpoller/mailpoller/internal/wait"
 )
 
 // Cluster starts n JetStream servers clustered on loopback, each storing
@@ -42,13 +44,7 @@ func Cluster(t testing.TB, n int) ([]*server.Server, []string) {
 			t.Fatal("cluster node did not start")
 		}
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for !ready(srvs) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no JetStream meta leader with %d current peers within 30s", n)
-		}
-		time.Sleep(20 * time.Millisecond) // polling a condition under a deadline
-	}
+	wait.For(t, 30*time.Second, fmt.Sprintf("JetStream meta leader with %d current peers", n), func() bool { return ready(srvs) })
 	return srvs, urls
 }
 
