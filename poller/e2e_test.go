@@ -92,6 +92,20 @@ accounts:
 	return cfg
 }
 
+// assertRead fails for every message of the two mailboxes deliverCorpus
+// fills that is not \Seen (IMAP) or IsRead (EWS): after-read ran on it.
+func (e *simEnv) assertRead(t *testing.T) {
+	t.Helper()
+	for _, box := range e.boxes[:2] {
+		msgs, _ := e.sim.Store().Messages(box, "INBOX")
+		for _, m := range msgs {
+			if !m.Seen() {
+				t.Errorf("%s UID %d (item %s) is not read after its event was published", box, m.UID, m.ItemID)
+			}
+		}
+	}
+}
+
 // delivered is a message deliverCorpus delivered.
 type delivered struct {
 	box string
@@ -242,6 +256,30 @@ func runOnce(t *testing.T, cfg *config.Config, nc *publish.Conn, log *slog.Logge
 	return Run(ctx, Options{Config: cfg, NATS: nc, Logger: log, Once: true})
 }
 
+// runAll is runOnce that fails the test if any mailbox failed.
+func runAll(t *testing.T, cfg *config.Config, nc *publish.Conn, log *slog.Logger) {
+	t.Helper()
+	for _, r := range runOnce(t, cfg, nc, log) {
+		if r.Err != nil {
+			t.Fatalf("%s: %v", r.Mailbox.Address, r.Err)
+		}
+	}
+}
+
+// rerunIdle runs once more and checks that it publishes nothing: the
+// stream still holds want events.
+func rerunIdle(t *testing.T, cfg *config.Config, nc *publish.Conn, log *slog.Logger, want int) {
+	t.Helper()
+	for _, r := range runOnce(t, cfg, nc, log) {
+		if r.Err != nil || r.Published != 0 {
+			t.Fatalf("second run: %s published %d, err %v; want 0, nil", r.Mailbox.Address, r.Published, r.Err)
+		}
+	}
+	if n := len(events(t, nc)); n != want {
+		t.Fatalf("after the second run the stream has %d events, want %d", n, want)
+	}
+}
+
 func TestIMAPEndToEnd(t *testing.T) {
 	env := newSimEnv(t)
 	byServerID := map[string][]byte{}
@@ -252,12 +290,7 @@ func TestIMAPEndToEnd(t *testing.T) {
 	cfg := env.config(t, "imap", "")
 	nc := newNATS(t)
 	var logs logtest.Buffer
-	res := runOnce(t, cfg, nc, debugLogger(&logs))
-	for _, r := range res {
-		if r.Err != nil {
-			t.Fatalf("%s: %v", r.Mailbox.Address, r.Err)
-		}
-	}
+	runAll(t, cfg, nc, debugLogger(&logs))
 	evs := events(t, nc)
 	if len(evs) != len(byServerID) {
 		t.Fatalf("%d events, want %d (one per message)", len(evs), len(byServerID))
@@ -278,25 +311,9 @@ func TestIMAPEndToEnd(t *testing.T) {
 			t.Fatalf("raw blob of %s differs from the source: %v", ev.ID, err)
 		}
 	}
-	// Every message is \Seen now.
-	for _, box := range env.boxes[:2] {
-		msgs, _ := env.sim.Store().Messages(box, "INBOX")
-		for _, m := range msgs {
-			if !m.Seen() {
-				t.Errorf("%s UID %d is not \\Seen after its event was published", box, m.UID)
-			}
-		}
-	}
+	env.assertRead(t)
 	// A second run publishes nothing.
-	res = runOnce(t, cfg, nc, debugLogger(&logs))
-	for _, r := range res {
-		if r.Err != nil || r.Published != 0 {
-			t.Fatalf("second run: %s published %d, err %v; want 0, nil", r.Mailbox.Address, r.Published, r.Err)
-		}
-	}
-	if n := len(events(t, nc)); n != len(byServerID) {
-		t.Fatalf("after the second run the stream has %d events, want %d", n, len(byServerID))
-	}
+	rerunIdle(t, cfg, nc, debugLogger(&logs), len(byServerID))
 	// One token request for the app, not one per mailbox.
 	if n := env.sim.TokenRequests(testClient); n != 2 {
 		t.Errorf("token requests = %d, want 2 (one per run, shared by both mailboxes)", n)

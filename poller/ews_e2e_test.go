@@ -25,9 +25,7 @@ func TestEWSEndToEnd(t *testing.T) {
 	}
 	// The IMAP view of the same messages, read without touching them.
 	imapNC := newNATS(t)
-	if res := runOnce(t, env.config(t, "imap", "    after_read: none\n"), imapNC, debugLogger(&logtest.Buffer{})); res[0].Err != nil || res[1].Err != nil {
-		t.Fatalf("imap run: %v %v", res[0].Err, res[1].Err)
-	}
+	runAll(t, env.config(t, "imap", "    after_read: none\n"), imapNC, debugLogger(&logtest.Buffer{}))
 	imapEvents := map[string]publish.Event{} // by raw blob key (sha256 of the message)
 	for _, ev := range events(t, imapNC) {
 		imapEvents[ev.Data.Raw.Key] = ev
@@ -37,12 +35,7 @@ func TestEWSEndToEnd(t *testing.T) {
 	cfg := env.config(t, "ews", "")
 	nc := newNATS(t)
 	var logs logtest.Buffer
-	res := runOnce(t, cfg, nc, debugLogger(&logs))
-	for _, r := range res {
-		if r.Err != nil {
-			t.Fatalf("%s: %v", r.Mailbox.Address, r.Err)
-		}
-	}
+	runAll(t, cfg, nc, debugLogger(&logs))
 	evs := events(t, nc)
 	if len(evs) != len(byItemID) {
 		t.Fatalf("%d EWS events, want %d", len(evs), len(byItemID))
@@ -68,20 +61,8 @@ func TestEWSEndToEnd(t *testing.T) {
 			t.Errorf("EWS and IMAP data differ for %s:\n%s\n%s", ev.Data.Subject, ja, jb)
 		}
 	}
-	for _, box := range env.boxes[:2] {
-		msgs, _ := env.sim.Store().Messages(box, "INBOX")
-		for _, m := range msgs {
-			if !m.Seen() {
-				t.Errorf("%s item %s not marked read", box, m.ItemID)
-			}
-		}
-	}
-	res = runOnce(t, cfg, nc, debugLogger(&logs))
-	for _, r := range res {
-		if r.Err != nil || r.Published != 0 {
-			t.Fatalf("second run: %s published %d, err %v", r.Mailbox.Address, r.Published, r.Err)
-		}
-	}
+	env.assertRead(t)
+	rerunIdle(t, cfg, nc, debugLogger(&logs), len(byItemID))
 	assertNoSecrets(t, logs.String(), env)
 }
 
