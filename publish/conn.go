@@ -296,15 +296,6 @@ func covers(have []string, want string) bool {
 	return false
 }
 
-// ClientURL is the URL clients can use to reach the server mailpoller uses
-// (for the embedded server, its actual listen address).
-func (c *Conn) ClientURL() string {
-	if c.srv != nil {
-		return c.srv.ClientURL()
-	}
-	return c.nc.ConnectedUrlRedacted()
-}
-
 // NATS returns the underlying connection (for subscribers such as tail).
 func (c *Conn) NATS() *nats.Conn { return c.nc }
 

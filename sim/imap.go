@@ -44,10 +44,6 @@ type session struct {
 	view    []uint32 // UIDs by sequence number, as this session knows them
 }
 
-func (s *Sim) newIMAPSession(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-	return &session{sim: s, conn: c}, nil, nil
-}
-
 func (s *session) Close() error {
 	s.sim.mu.Lock()
 	delete(s.sim.sessions, s)

@@ -2,7 +2,6 @@ package dovecottest
 
 import (
 	"crypto/tls"
-	"strings"
 	"testing"
 
 	goimap "github.com/emersion/go-imap/v2"
@@ -21,16 +20,6 @@ func (s *Server) login(t testing.TB, user string) *imapclient.Client {
 		t.Fatalf("login %s: %v\n%s", user, err, s.Log())
 	}
 	return c
-}
-
-// CreateFolder creates a folder in user's mailbox.
-func (s *Server) CreateFolder(t testing.TB, user, folder string) {
-	t.Helper()
-	c := s.login(t, user)
-	defer c.Close()
-	if err := c.Create(folder, nil).Wait(); err != nil && !strings.Contains(err.Error(), "exists") {
-		t.Fatalf("create %s/%s: %v", user, folder, err)
-	}
 }
 
 // Append delivers raw into user's folder and returns its UID.
