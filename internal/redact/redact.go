@@ -1,0 +1,34 @@
+// Package redact scrubs text that came from a server (an IMAP status line,
+// an HTTP error body) of anything shaped like a credential before it is put
+// in an error, a log line or /status: JWTs, Bearer and Basic values, and
+// long base64 runs such as an XOAUTH2 initial response echoed back.
+package redact
+
+import "regexp"
+
+// Mark replaces what was scrubbed.
+const Mark = "[redacted]"
+
+var (
+	// scheme-prefixed credentials: "Bearer abc", "Basic abc", "auth=Bearer abc".
+	schemeRE = regexp.MustCompile(`(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+`)
+	// JWT-shaped: three base64url parts, the first starting with eyJ.
+	jwtRE = regexp.MustCompile(`eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.?[A-Za-z0-9_-]*`)
+	// long runs of base64 or base64url characters (32 or more): encoded
+	// SASL responses, opaque tokens, client secrets.
+	longRE = regexp.MustCompile(`[A-Za-z0-9+/_~.-]{32,}={0,2}`)
+)
+
+// Secrets returns s with every credential-shaped substring replaced by
+// Mark. It errs on the side of scrubbing: a long opaque id in server text
+// is scrubbed too.
+func Secrets(s string) string {
+	s = schemeRE.ReplaceAllString(s, "$1 "+Mark)
+	s = jwtRE.ReplaceAllString(s, Mark)
+	return longRE.ReplaceAllStringFunc(s, func(m string) string {
+		if m == Mark {
+			return m
+		}
+		return Mark
+	})
+}
