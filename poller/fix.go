@@ -31,6 +31,10 @@ func Fix(err error) string {
 	case errors.Is(err, imap.ErrNotConnected):
 		return "Exchange accepted the token but will not open the mailbox: grant the service principal FullAccess on it " +
 			"(Add-MailboxPermission), or wait if many connections were opened in a short time."
+	case isStall(err):
+		return "the server stopped answering in the middle of a command; mailpoller closed the connection and " +
+			"reconnects with backoff. If it keeps happening, look for a proxy or firewall that stalls or drops " +
+			"long-lived connections between mailpoller and the server, and at the server's health."
 	case strings.Contains(err.Error(), "x509:") || strings.Contains(err.Error(), "certificate"):
 		return "the server's TLS certificate is not trusted: set tls.ca_file to the CA that signed it"
 	}
@@ -44,8 +48,10 @@ func errorKind(err error) string {
 	case errors.As(err, &ae), errors.Is(err, imap.ErrAuthFailed), errors.Is(err, imap.ErrNotConnected),
 		errors.Is(err, ews.ErrAccessDenied), errors.Is(err, ews.ErrImpersonateUserDenied):
 		return "auth"
-	case func() bool { _, ok := imap.Backoff(err); _, ok2 := ews.Backoff(err); return ok || ok2 }():
+	case func() bool { _, ok := serverWait(err); return ok }():
 		return "throttled"
+	case isStall(err):
+		return "stalled"
 	case strings.Contains(err.Error(), "dial ") || strings.Contains(err.Error(), "greeting"):
 		return "connect"
 	}

@@ -39,6 +39,10 @@ type MailboxStatus struct {
 	Published   int64           `json:"published"`
 	Backlog     int             `json:"backlog"`
 	Checkpoint  json.RawMessage `json:"checkpoint,omitempty"`
+	// Stalled is set when the server stopped answering (a read deadline
+	// or the stall watchdog ended the connection) and cleared by the next
+	// poll that goes through; /readyz is not ready meanwhile.
+	Stalled bool `json:"stalled,omitempty"`
 }
 
 // Monitor holds the status of every mailbox and the Prometheus metrics.
@@ -56,7 +60,7 @@ type metrics struct {
 	published  *prometheus.CounterVec   // account, mailbox
 	bytes      *prometheus.CounterVec   // account, mailbox
 	deadLetter *prometheus.CounterVec   // account, mailbox
-	errors     *prometheus.CounterVec   // account, mailbox, kind: auth|connect|throttled|nats|server|other
+	errors     *prometheus.CounterVec   // account, mailbox, kind: auth|connect|throttled|stalled|nats|server|other
 	pollDur    *prometheus.HistogramVec // account, mailbox
 	publishDur *prometheus.HistogramVec // account
 	backlog    *prometheus.GaugeVec     // account, mailbox
@@ -191,7 +195,8 @@ func (m *Monitor) Handler() http.Handler {
 }
 
 // readiness: NATS is connected and every mailbox is either healthy or
-// failing for a reported reason (it has a last_error).
+// failing for a reported reason (it has a last_error), but not stalled: a
+// server that stopped answering is a hang, not a reason.
 func (m *Monitor) readiness() error {
 	m.mu.Lock()
 	ready := m.ready
@@ -204,6 +209,9 @@ func (m *Monitor) readiness() error {
 	for _, s := range m.Snapshot() {
 		if s.State == StateStarting {
 			return &notReady{s.Account + "/" + s.Mailbox + " has not connected yet"}
+		}
+		if s.Stalled {
+			return &notReady{s.Account + "/" + s.Mailbox + "/" + s.Folder + " stalled: " + s.LastError}
 		}
 	}
 	return nil

@@ -50,6 +50,12 @@ type Options struct {
 	// Grace is how long in-flight work (publish, after-read, checkpoint)
 	// may go on once ctx is done; default 10s.
 	Grace time.Duration
+	// StallTimeout is how long a mailbox may go without progress (a batch
+	// handed over, a poll finished, a wait ended) before it is reported
+	// as stalled in /status and /readyz and its connection is closed so it
+	// reconnects; default 10m. A wait for new mail (IDLE, streaming) may
+	// last its poll interval plus this.
+	StallTimeout time.Duration
 }
 
 // Result is the outcome of one mailbox in a --once run.
@@ -118,6 +124,9 @@ func newRunner(ctx context.Context, opts Options) *runner {
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
+	}
+	if opts.StallTimeout <= 0 {
+		opts.StallTimeout = 10 * time.Minute
 	}
 	if opts.Grace <= 0 {
 		opts.Grace = 10 * time.Second
@@ -246,6 +255,7 @@ func (r *runner) start(mb config.Mailbox, delay time.Duration) *running {
 		tokens: r.tokens,
 		once:   r.opts.Once,
 		notify: r.opts.OnEvent,
+		stall:  r.opts.StallTimeout,
 		log:    r.log.With("account", mb.Account.Name, "mailbox", mb.Address, "folder", mb.Folder),
 	}
 	go func() {

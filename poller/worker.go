@@ -37,19 +37,28 @@ type worker struct {
 	checkpoint []byte // last saved, for /status
 	state      string // last logged state, to log changes once
 	lastCause  string
-	committing chan error // the batch being committed; nil when none
+	committing chan error    // the batch being committed; nil when none
+	stall      time.Duration // see Options.StallTimeout
+	dog        watchdog
+	polls      int // polls that went through, to reset the backoff
 }
 
 // prepareParallel is how many messages of a batch are parsed and have
 // their blobs stored at once.
 const prepareParallel = 4
 
+// backoffMin is the first retry's wait and the floor of a server's
+// suggested wait; a variable so that tests can shorten it.
+var backoffMin = time.Second
+
 // Backoff bounds.
 const (
-	backoffMin       = time.Second
 	backoffMax       = 5 * time.Minute
 	permanentBackoff = 15 * time.Minute
 	onceAttempts     = 3
+	// minReconnectGap: a source may ask to reconnect (source.ErrReconnect)
+	// for free at most this often; sooner counts as a failure and backs off.
+	minReconnectGap = 10 * time.Second
 )
 
 // errStopping ends a poll between two batches when shutdown has begun.
@@ -58,18 +67,30 @@ var errStopping = errors.New("shutting down")
 // run is the mailbox loop. ctx bounds in-flight work (publish, after-read,
 // checkpoint); w.stop ends the loop between batches and polls.
 func (w *worker) run(ctx context.Context) (int, error) {
+	// attempt counts failures since the last poll that went through: a
+	// server that accepts the login and then fails every command still
+	// backs off further each time.
 	attempt := 0
+	var reconnected time.Time
 	for w.stop.Err() == nil {
+		// A connect that hangs is only reported: the transport's own
+		// deadlines end it (ctx bounds the connection's whole life).
+		w.dog.arm("connecting", w.stall, w.stalled, func() {})
 		src, err := w.open(ctx)
+		w.dog.disarm()
 		if err == nil {
 			w.setState(StateConnected)
-			attempt = 0
+			polls := w.polls
 			err = w.pollLoop(ctx, src)
 			src.Close()
+			if w.polls > polls {
+				attempt = 0
+			}
 			if err == nil {
 				return w.published, nil
 			}
-			if errors.Is(err, source.ErrReconnect) {
+			if errors.Is(err, source.ErrReconnect) && time.Since(reconnected) >= minReconnectGap {
+				reconnected = time.Now()
 				w.log.Debug("reconnecting", "reason", err)
 				continue
 			}
@@ -92,21 +113,28 @@ func (w *worker) run(ctx context.Context) (int, error) {
 	return w.published, nil
 }
 
-// backoff is exponential with jitter, honours a server's suggested wait, and
-// is long for errors that only an admin can fix.
+// backoff is exponential with jitter and long for errors that only an
+// admin can fix. A server's suggested wait is honoured as a floor, clamped
+// to [backoffMin, permanentBackoff] whatever number the server sent.
 func backoff(attempt int, err error) time.Duration {
-	if d, ok := imap.Backoff(err); ok {
-		return d
-	}
-	if d, ok := ews.Backoff(err); ok {
-		return d
-	}
 	if isPermanent(err) {
 		return permanentBackoff
 	}
-	d := backoffMin << min(attempt-1, 10)
+	d := backoffMin << min(max(attempt-1, 0), 10)
 	d = min(d, backoffMax)
-	return d/2 + rand.N(d/2+1)
+	d = d/2 + rand.N(d/2+1)
+	if s, ok := serverWait(err); ok {
+		d = max(d, min(max(s, backoffMin), permanentBackoff))
+	}
+	return d
+}
+
+// serverWait is the wait a server asked for in err, if it asked.
+func serverWait(err error) (time.Duration, bool) {
+	if d, ok := imap.Backoff(err); ok {
+		return d, true
+	}
+	return ews.Backoff(err)
 }
 
 func (w *worker) setState(s string) {
@@ -114,6 +142,9 @@ func (w *worker) setState(s string) {
 		st.State = s
 		if s == StateCaughtUp || s == StateConnected {
 			st.LastError, st.Fix, st.NextTry = "", "", nil
+		}
+		if s == StateCaughtUp {
+			st.Stalled = false
 		}
 	})
 	if w.state != s {
@@ -129,6 +160,7 @@ func (w *worker) backingOff(err error, delay time.Duration) {
 	next := time.Now().Add(delay)
 	w.mon.update(w.mb, func(st *MailboxStatus) {
 		st.State, st.LastError, st.Fix, st.NextTry = StateBackingOff, err.Error(), fix, &next
+		st.Stalled = st.Stalled || isStall(err)
 	})
 	w.mon.metrics.errors.WithLabelValues(w.mb.Account.Name, w.mb.Address, errorKind(err)).Inc()
 	cause := err.Error()
@@ -208,10 +240,16 @@ func (w *worker) pollLoop(ctx context.Context, src source.Source) error {
 		}
 		before := w.published
 		pollStart := time.Now()
-		err = src.Poll(ctx, st, func(_ context.Context, b source.Batch) error { return w.handle(ctx, src, b) })
+		pollCtx, cancel := context.WithCancel(ctx)
+		w.dog.arm("polling", w.stall, w.stalled, func() { cancel(); src.Close() })
+		err = src.Poll(pollCtx, st, func(_ context.Context, b source.Batch) error { return w.handle(ctx, src, b) })
 		if cerr := w.committed(); err == nil || errors.Is(err, errStopping) && cerr != nil {
 			err = cerr
 		}
+		if fired := w.dog.disarm(); fired != nil && err != nil {
+			err = fmt.Errorf("%w; closed the connection (%v)", fired, err)
+		}
+		cancel()
 		if err != nil {
 			if errors.Is(err, errStopping) || w.stop.Err() != nil && ctx.Err() != nil {
 				return nil
@@ -226,6 +264,7 @@ func (w *worker) pollLoop(ctx context.Context, src source.Source) error {
 				s.Checkpoint = w.checkpoint
 			}
 		})
+		w.polls++
 		w.setState(StateCaughtUp)
 		if n := w.published - before; n > 0 {
 			w.log.Info("poll done", "published", n)
@@ -234,7 +273,14 @@ func (w *worker) pollLoop(ctx context.Context, src source.Source) error {
 			return nil
 		}
 		if wt, ok := src.(source.Waiter); ok {
-			if err := wt.Wait(w.stop, w.mb.PollInterval); err != nil {
+			waitCtx, cancel := context.WithCancel(w.stop)
+			w.dog.arm("waiting for new mail", w.mb.PollInterval+w.stall, w.stalled, func() { cancel(); src.Close() })
+			err := wt.Wait(waitCtx, w.mb.PollInterval)
+			if fired := w.dog.disarm(); fired != nil {
+				err = fmt.Errorf("%w; closed the connection (%v)", fired, err)
+			}
+			cancel()
+			if err != nil {
 				if w.stop.Err() != nil {
 					return nil
 				}
@@ -261,8 +307,10 @@ func (w *worker) handle(ctx context.Context, src source.Source, b source.Batch) 
 	if w.stop.Err() != nil {
 		return errStopping
 	}
+	w.dog.kick()
 	w.setBacklog(b.Items)
 	preps := w.prepare(ctx, b.Items)
+	w.dog.kick()
 	if err := w.committed(); err != nil {
 		return err
 	}
@@ -478,6 +526,7 @@ func (w *worker) deadLetter(ctx context.Context, o publish.Origin, it source.Ite
 // mailbox waits, and nothing is flagged on the mail server meanwhile.
 func (w *worker) retryNATS(ctx context.Context, what string, f func() error) error {
 	for attempt := 1; ; attempt++ {
+		w.dog.kick() // waiting for NATS is not a stalled mail server
 		err := f()
 		if err == nil {
 			if attempt > 1 {
@@ -498,4 +547,14 @@ func (w *worker) retryNATS(ctx context.Context, what string, f func() error) err
 			return ctx.Err()
 		}
 	}
+}
+
+// stalled reports that the mailbox made no progress for too long; the
+// watchdog closes its connection next, and the loop reconnects.
+func (w *worker) stalled(err error) {
+	w.log.Warn("mailbox stalled, closing the connection", "err", err)
+	w.mon.metrics.errors.WithLabelValues(w.mb.Account.Name, w.mb.Address, "stalled").Inc()
+	w.mon.update(w.mb, func(st *MailboxStatus) {
+		st.State, st.Stalled, st.LastError, st.Fix = StateStalled, true, err.Error(), Fix(err)
+	})
 }
