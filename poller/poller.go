@@ -405,11 +405,14 @@ func signature(mb config.Mailbox) string {
 	a := *mb.Account
 	// What the account says about its other mailboxes does not concern this one.
 	a.Mailbox, a.AdditionalUsers, a.Options = "", nil, config.Options{}
+	// The whole resolved mailbox, so a field added to config.Mailbox is
+	// compared too; the account is compared through a above.
+	m := mb
+	m.Account = nil
 	b, _ := json.Marshal(struct {
 		A config.Account
 		M config.Mailbox
-	}{a, config.Mailbox{Address: mb.Address, PollInterval: mb.PollInterval, Folder: mb.Folder,
-		StartFrom: mb.StartFrom, AfterRead: mb.AfterRead, MoveTo: mb.MoveTo, Quarantine: mb.Quarantine, MaxMessageBytes: mb.MaxMessageBytes}})
+	}{a, m})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }
