@@ -152,7 +152,7 @@ func TestCertificateAssertion(t *testing.T) {
 				mu.Unlock()
 				return err
 			}
-			src, err := auth.New(auth.Credentials{Authority: e.srv.URL, TenantID: testTenant, ClientID: testClient,
+			src, err := auth.New(auth.Credentials{Authority: e.srv.URL, AllowHTTP: true, TenantID: testTenant, ClientID: testClient,
 				CertFile: certFile, KeyFile: keyFile}, nil)
 			if err != nil {
 				t.Fatalf("New() = %v", err)
@@ -237,7 +237,7 @@ func TestFederatedTokenFileReadEachRequest(t *testing.T) {
 	if err := os.WriteFile(file, []byte("eyJfirst.kubernetes.token\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	src, err := auth.New(auth.Credentials{Authority: e.srv.URL, TenantID: testTenant, ClientID: testClient,
+	src, err := auth.New(auth.Credentials{Authority: e.srv.URL, AllowHTTP: true, TenantID: testTenant, ClientID: testClient,
 		FederatedTokenFile: file}, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -23,9 +23,12 @@ const redacted = "[redacted]"
 type Credentials struct {
 	// Authority is the login host's base URL without a trailing slash, e.g.
 	// https://login.microsoftonline.com (see AuthorityFor). Empty means the
-	// public cloud. Plain http is accepted only for loopback hosts (tests,
-	// the simulator).
+	// public cloud. It must use https unless AllowHTTP is set.
 	Authority string
+	// AllowHTTP lets Authority use plain http, and then only to a loopback
+	// host (127.0.0.1, ::1, localhost). It is meant for tests against a
+	// local token endpoint: New logs a warning when it is set.
+	AllowHTTP bool
 	// TenantID is the directory (tenant) GUID or a verified domain name.
 	// The multi-tenant aliases common, organizations and consumers do not
 	// work with the client-credentials grant and are refused.
@@ -67,8 +70,8 @@ func (c Credentials) String() string {
 	if c.ClientSecret != "" {
 		secret = redacted
 	}
-	return fmt.Sprintf("{Authority:%s TenantID:%s ClientID:%s ClientSecret:%s CertFile:%s KeyFile:%s FederatedTokenFile:%s Scope:%s}",
-		c.Authority, c.TenantID, c.ClientID, secret, c.CertFile, c.KeyFile, c.FederatedTokenFile, c.Scope)
+	return fmt.Sprintf("{Authority:%s AllowHTTP:%t TenantID:%s ClientID:%s ClientSecret:%s CertFile:%s KeyFile:%s FederatedTokenFile:%s Scope:%s}",
+		c.Authority, c.AllowHTTP, c.TenantID, c.ClientID, secret, c.CertFile, c.KeyFile, c.FederatedTokenFile, c.Scope)
 }
 
 // GoString is like String, in Go syntax.
@@ -77,8 +80,8 @@ func (c Credentials) GoString() string {
 	if c.ClientSecret != "" {
 		secret = redacted
 	}
-	return fmt.Sprintf("auth.Credentials{Authority:%q, TenantID:%q, ClientID:%q, ClientSecret:%q, CertFile:%q, KeyFile:%q, FederatedTokenFile:%q, Scope:%q}",
-		c.Authority, c.TenantID, c.ClientID, secret, c.CertFile, c.KeyFile, c.FederatedTokenFile, c.Scope)
+	return fmt.Sprintf("auth.Credentials{Authority:%q, AllowHTTP:%t, TenantID:%q, ClientID:%q, ClientSecret:%q, CertFile:%q, KeyFile:%q, FederatedTokenFile:%q, Scope:%q}",
+		c.Authority, c.AllowHTTP, c.TenantID, c.ClientID, secret, c.CertFile, c.KeyFile, c.FederatedTokenFile, c.Scope)
 }
 
 // Format implements fmt.Formatter so that every verb (%v, %+v, %#v, %s, %q,
@@ -122,7 +125,7 @@ func (c Credentials) validate() (Credentials, error) {
 	if c.Authority == "" {
 		c.Authority = AuthorityPublic
 	}
-	if err := checkAuthority(c.Authority); err != nil {
+	if err := checkAuthority(c.Authority, c.AllowHTTP); err != nil {
 		errs = append(errs, err)
 	}
 
@@ -168,9 +171,9 @@ func (c Credentials) validate() (Credentials, error) {
 	return c, nil
 }
 
-// checkAuthority accepts https URLs, and http only to loopback so that a
-// secret never crosses a network in the clear.
-func checkAuthority(a string) error {
+// checkAuthority accepts https URLs, and http only when allowHTTP is set and
+// only to loopback, so that a secret never crosses a network in the clear.
+func checkAuthority(a string, allowHTTP bool) error {
 	u, err := url.Parse(a)
 	if err != nil || u.Host == "" {
 		return fmt.Errorf("authority %q is not a URL: use e.g. %s", a, AuthorityPublic)
@@ -182,10 +185,14 @@ func checkAuthority(a string) error {
 	case "https":
 		return nil
 	case "http":
-		if isLoopback(u.Hostname()) {
-			return nil
+		switch {
+		case !isLoopback(u.Hostname()):
+			return fmt.Errorf("authority %q uses plain http to a non-loopback host: use https", a)
+		case !allowHTTP:
+			return fmt.Errorf("authority %q uses plain http, which would send the credential unencrypted: use https "+
+				"(for a test token endpoint on this machine only, set insecure_http: true on the account)", a)
 		}
-		return fmt.Errorf("authority %q uses plain http to a non-loopback host: use https", a)
+		return nil
 	}
 	return fmt.Errorf("authority %q must use https", a)
 }

@@ -34,5 +34,5 @@ func ExampleSource_Token() {
 func ExampleCredentials_String() {
 	c := auth.Credentials{TenantID: "contoso.onmicrosoft.com", ClientID: "app", ClientSecret: "s3cret"}
 	fmt.Printf("%v\n", c)
-	// Output: {Authority: TenantID:contoso.onmicrosoft.com ClientID:app ClientSecret:[redacted] CertFile: KeyFile: FederatedTokenFile: Scope:}
+	// Output: {Authority: AllowHTTP:false TenantID:contoso.onmicrosoft.com ClientID:app ClientSecret:[redacted] CertFile: KeyFile: FederatedTokenFile: Scope:}
 }

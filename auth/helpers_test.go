@@ -157,7 +157,7 @@ func accessToken(n int) string {
 
 // creds returns secret credentials for e.
 func (e *entra) creds() auth.Credentials {
-	return auth.Credentials{Authority: e.srv.URL, TenantID: testTenant, ClientID: testClient, ClientSecret: testSecret}
+	return auth.Credentials{Authority: e.srv.URL, TenantID: testTenant, ClientID: testClient, ClientSecret: testSecret, AllowHTTP: true}
 }
 
 // clock is a settable time source.

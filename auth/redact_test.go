@@ -120,7 +120,7 @@ func TestLogsNeverShowAssertions(t *testing.T) {
 	}
 	file := filepath.Join(t.TempDir(), "token")
 	os.WriteFile(file, []byte("eyJfederated.secret.token"), 0o600)
-	src, err := auth.New(auth.Credentials{Authority: e.srv.URL, TenantID: testTenant, ClientID: testClient, FederatedTokenFile: file},
+	src, err := auth.New(auth.Credentials{Authority: e.srv.URL, AllowHTTP: true, TenantID: testTenant, ClientID: testClient, FederatedTokenFile: file},
 		&auth.Options{Logger: log})
 	if err != nil {
 		t.Fatal(err)

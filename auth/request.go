@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"mime"
 	"net/http"
 	"net/url"
@@ -12,10 +13,22 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mailpoller/mailpoller/internal/redact"
 )
 
-// maxResponse bounds how much of a token response is read.
-const maxResponse = 1 << 20
+// maxResponse bounds how much of a token response is read: Entra's
+// answers are a few KiB.
+const maxResponse = 256 << 10
+
+// Token lifetimes outside this range are clamped: it is the range Entra ID
+// allows for configurable access-token lifetimes (10 minutes to 1 day). A
+// shorter one would have callers renew all the time, a longer or
+// overflowing one would keep a token far past its real end.
+const (
+	minLifetime = 10 * time.Minute
+	maxLifetime = 24 * time.Hour
+)
 
 // tokenResponse is a successful token response (PROTOCOLS.md §1.1).
 type tokenResponse struct {
@@ -34,21 +47,40 @@ type errorResponse struct {
 }
 
 // seconds is a JSON number of seconds that may also be sent as a string.
-type seconds int64
+// Anything that is not a finite number (missing, null, "soon") reads as 0,
+// which lifetime treats as "not said".
+type seconds float64
 
 // UnmarshalJSON accepts 3599 and "3599".
 func (s *seconds) UnmarshalJSON(b []byte) error {
-	str := strings.Trim(string(b), `"`)
-	if str == "" || str == "null" {
-		*s = 0
-		return nil
-	}
-	n, err := strconv.ParseFloat(str, 64)
-	if err != nil {
-		return fmt.Errorf("expires_in %s is not a number", b)
+	n, err := strconv.ParseFloat(strings.Trim(string(b), `"`), 64)
+	if err != nil || math.IsNaN(n) || math.IsInf(n, 0) {
+		n = 0
 	}
 	*s = seconds(n)
 	return nil
+}
+
+// lifetime turns the response's expires_in into a duration within
+// [minLifetime, maxLifetime]. When expires_in is missing, not a number or
+// not positive, the token's own exp claim is used if it can be read, else
+// minLifetime; clamped says whether the server's value was not used as is.
+func lifetime(expiresIn seconds, token string, issued time.Time) (d time.Duration, clamped bool) {
+	secs := float64(expiresIn)
+	if secs <= 0 {
+		if c, err := ParseClaims(token); err == nil && !c.Expiry.IsZero() {
+			secs = c.Expiry.Sub(issued).Seconds()
+		}
+	}
+	switch {
+	case secs <= 0:
+		return minLifetime, true
+	case secs < minLifetime.Seconds():
+		return minLifetime, true
+	case secs > maxLifetime.Seconds():
+		return maxLifetime, true
+	}
+	return time.Duration(secs * float64(time.Second)), float64(expiresIn) <= 0
 }
 
 // request sends one token request and returns the token and its lifetime.
@@ -71,9 +103,17 @@ func (s *Source) request(ctx context.Context) (Token, time.Duration, error) {
 		return Token{}, 0, fmt.Errorf("token request for client %s: %w", s.creds.ClientID, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
+	if loc := resp.Header.Get("Location"); resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		return Token{}, 0, s.redirected(resp, loc)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
 	if err != nil {
 		return Token{}, 0, fmt.Errorf("token request for client %s: read response: %w", s.creds.ClientID, err)
+	}
+	if len(body) > maxResponse {
+		e := s.badResponse(resp, fmt.Sprintf("the response is larger than %d KiB", maxResponse>>10))
+		e.Transient = resp.StatusCode >= 500
+		return Token{}, 0, e
 	}
 	if resp.StatusCode != http.StatusOK {
 		return Token{}, 0, scrub(s.failure(resp, body), secrets)
@@ -82,16 +122,33 @@ func (s *Source) request(ctx context.Context) (Token, time.Duration, error) {
 	if err := json.Unmarshal(body, &tr); err != nil {
 		return Token{}, 0, scrub(s.badResponse(resp, "the response is not valid token JSON"), secrets)
 	}
-	switch {
-	case tr.AccessToken == "":
+	if tr.AccessToken == "" {
 		return Token{}, 0, s.badResponse(resp, "the response has no access_token")
-	case tr.ExpiresIn <= 0:
-		return Token{}, 0, s.badResponse(resp, "the response has no positive expires_in")
 	}
-	lifetime := time.Duration(tr.ExpiresIn) * time.Second
-	tok := Token{Value: tr.AccessToken, Expiry: start.Add(lifetime)}
-	s.log.Debug("token acquired", "tenant", s.creds.TenantID, "client_id", s.creds.ClientID, "expires_in", int64(tr.ExpiresIn))
-	return tok, lifetime, nil
+	life, clamped := lifetime(tr.ExpiresIn, tr.AccessToken, start)
+	if clamped {
+		s.log.Warn("token endpoint sent an expires_in outside 10 minutes to 1 day (or none); using a clamped lifetime",
+			"tenant", s.creds.TenantID, "client_id", s.creds.ClientID, "expires_in", float64(tr.ExpiresIn), "lifetime", life)
+	}
+	tok := Token{Value: tr.AccessToken, Expiry: start.Add(life)}
+	s.log.Debug("token acquired", "tenant", s.creds.TenantID, "client_id", s.creds.ClientID, "expires_in", int64(life/time.Second))
+	return tok, life, nil
+}
+
+// redirected is the *Error for a 3xx answer. Redirects are never followed,
+// since the request carries the credential; the error names where the
+// server pointed, without query or user info.
+func (s *Source) redirected(resp *http.Response, loc string) *Error {
+	where := "an unnamed location"
+	if u, err := resp.Request.URL.Parse(loc); err == nil {
+		where = redact.Secrets(u.Scheme + "://" + u.Host + u.EscapedPath())
+	}
+	return &Error{
+		HTTPStatus:  resp.StatusCode,
+		Code:        "redirect",
+		Description: fmt.Sprintf("the token endpoint answered HTTP %d, redirecting to %s; the credential is never sent after a redirect", resp.StatusCode, where),
+		Fix:         fmt.Sprintf("set authority to the identity platform's real base URL (%s redirects): e.g. %s", s.creds.Authority, AuthorityPublic),
+	}
 }
 
 // form builds the request body and returns the secret values it carries,

@@ -21,7 +21,8 @@ const requestTimeout = 60 * time.Second
 // Options tune a Source. A nil *Options is the same as a zero Options.
 type Options struct {
 	// HTTPClient sends the token requests; nil means a client with a 60 s
-	// timeout.
+	// timeout. The Source uses a copy that never follows redirects (the
+	// request carries the credential); the caller's client is not changed.
 	HTTPClient *http.Client
 	// Logger receives debug records "token requested" and "token acquired"
 	// (keys tenant, client_id, expires_in) and warnings; nil means
@@ -50,9 +51,10 @@ type Source struct {
 	requests      atomic.Int64
 	waiters       atomic.Int32 // callers waiting for a request in flight (tests read it)
 
-	mu     sync.Mutex
-	cached *entry // nil when no usable token is cached
-	call   *call  // the request in flight, nil if none
+	mu       sync.Mutex
+	cached   *entry // nil when no usable token is cached
+	call     *call  // the request in flight, nil if none
+	rejected string // the last token value Invalidate dropped: dropped once only
 }
 
 // entry is a cached token.
@@ -90,8 +92,13 @@ func New(c Credentials, opts *Options) (*Source, error) {
 	if s.hc == nil {
 		s.hc = &http.Client{Timeout: requestTimeout}
 	}
+	s.hc = noRedirects(s.hc)
 	if s.log == nil {
 		s.log = slog.Default()
+	}
+	if c.AllowHTTP {
+		s.log.Warn("insecure_http is set: the token endpoint may be plain http on loopback; for tests only, never in production",
+			"tenant", c.TenantID, "client_id", c.ClientID, "authority", c.Authority)
 	}
 	if s.refreshBefore <= 0 {
 		s.refreshBefore = DefaultRefreshBefore
@@ -155,11 +162,11 @@ func (s *Source) Token(ctx context.Context) (Token, error) {
 func (s *Source) fetch(ctx context.Context, c *call) {
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
+	issued := s.now()
 	tok, lifetime, err := s.request(ctx)
 	s.mu.Lock()
 	if err == nil {
-		margin := min(s.refreshBefore, lifetime/2)
-		s.cached = &entry{tok: tok, refreshAt: tok.Expiry.Add(-margin)}
+		s.cached = &entry{tok: tok, refreshAt: refreshAt(issued, tok.Expiry, lifetime, s.refreshBefore)}
 	}
 	c.tok, c.err = tok, err
 	s.call = nil
@@ -167,15 +174,44 @@ func (s *Source) fetch(ctx context.Context, c *call) {
 	close(c.done)
 }
 
+// refreshAt is when a token issued at issued with the given expiry and
+// lifetime is replaced: refreshBefore ahead of its expiry, but never before
+// half its lifetime has passed, so that a short lifetime costs at most two
+// requests per lifetime rather than one per call.
+func refreshAt(issued, expiry time.Time, lifetime, refreshBefore time.Duration) time.Time {
+	at := expiry.Add(-refreshBefore)
+	if half := issued.Add(lifetime / 2); at.Before(half) {
+		at = half
+	}
+	return at
+}
+
 // Invalidate drops the cached token if it is still tok, so that the next
-// Token call requests a new one. Call it when a server rejected tok.
+// Token call requests a new one. Call it when a server rejected tok. Each
+// token value is dropped once: when many requests are rejected with the
+// same token, or the endpoint hands out the rejected token again, only the
+// first call has an effect, so rejections never turn into a storm of token
+// requests.
 func (s *Source) Invalidate(tok Token) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if tok.Value == "" || tok.Value == s.rejected {
+		return
+	}
 	if s.cached != nil && s.cached.tok.Value == tok.Value {
 		s.cached = nil
+		s.rejected = tok.Value
 		s.log.Debug("token invalidated", "tenant", s.creds.TenantID, "client_id", s.creds.ClientID)
 	}
+}
+
+// noRedirects returns a copy of hc that returns a redirect response instead
+// of following it: a token request carries the credential, which must go
+// nowhere but the configured authority.
+func noRedirects(hc *http.Client) *http.Client {
+	c := *hc
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &c
 }
 
 // Requests returns how many token requests this Source has sent.

@@ -137,9 +137,9 @@ func TestTokenRefreshesEarly(t *testing.T) {
 
 func TestTokenRefreshBeforeOptionAndShortLifetime(t *testing.T) {
 	e := newEntra(t)
-	e.expires = 60 // shorter than twice RefreshBefore: half the lifetime is used
+	e.expires = 900 // shorter than twice RefreshBefore: half the lifetime is used
 	clk := newClock()
-	src, err := auth.New(e.creds(), &auth.Options{Now: clk.Now, RefreshBefore: time.Minute})
+	src, err := auth.New(e.creds(), &auth.Options{Now: clk.Now, RefreshBefore: 10 * time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,13 +147,13 @@ func TestTokenRefreshBeforeOptionAndShortLifetime(t *testing.T) {
 	if _, err := src.Token(ctx); err != nil {
 		t.Fatal(err)
 	}
-	clk.Add(29 * time.Second)
+	clk.Add(449 * time.Second)
 	if _, err := src.Token(ctx); err != nil || src.Requests() != 1 {
-		t.Fatalf("Token() at 29 s of 60 s: %v, Requests() = %d; want cached", err, src.Requests())
+		t.Fatalf("Token() at 449 s of 900 s: %v, Requests() = %d; want cached", err, src.Requests())
 	}
 	clk.Add(time.Second)
 	if _, err := src.Token(ctx); err != nil || src.Requests() != 2 {
-		t.Fatalf("Token() at 30 s of 60 s: %v, Requests() = %d; want a refresh", err, src.Requests())
+		t.Fatalf("Token() at 450 s of 900 s: %v, Requests() = %d; want a refresh", err, src.Requests())
 	}
 }
 
