@@ -161,9 +161,9 @@ func TestServerTroubleIsTransient(t *testing.T) {
 
 func TestMalformedSuccess(t *testing.T) {
 	for name, body := range map[string]string{
-		"truncated json":     `{"token_type":"Bearer","expires_in":3599,"access_tok`,
-		"html":               `<html>login page</html>`,
-		"no access_token":    `{"token_type":"Bearer","expires_in":3599}`,
+		"truncated json":  `{"token_type":"Bearer","expires_in":3599,"access_tok`,
+		"html":            `<html>login page</html>`,
+		"no access_token": `{"token_type":"Bearer","expires_in":3599}`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			ae := tokenError(t, 200, "application/json", []byte(body), nil)
