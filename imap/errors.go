@@ -10,6 +10,7 @@ import (
 
 	goimap "github.com/emersion/go-imap/v2"
 
+	"github.com/mailpoller/mailpoller/internal/redact"
 	"github.com/mailpoller/mailpoller/source"
 )
 
@@ -26,10 +27,18 @@ var ErrNotConnected = errors.New("server says user is authenticated but not conn
 
 // ThrottledError is Exchange's "BAD Request is throttled. Suggested Backoff
 // Time: N milliseconds". Callers wait Backoff before the next command.
+// Backoff is the server's suggestion clamped to [MinBackoff, MaxBackoff]:
+// 0 would make a login storm, 1e20 overflows a duration.
 type ThrottledError struct {
 	Backoff time.Duration
-	Text    string
+	Text    string // the server's text, scrubbed of credentials
 }
+
+// The range a server's suggested backoff is clamped to.
+const (
+	MinBackoff = time.Second
+	MaxBackoff = 15 * time.Minute
+)
 
 func (e *ThrottledError) Error() string {
 	return fmt.Sprintf("server throttled the request, suggested backoff %s", e.Backoff)
@@ -37,21 +46,55 @@ func (e *ThrottledError) Error() string {
 
 var backoffRE = regexp.MustCompile(`(?i)Suggested Backoff Time:\s*(\d+)\s*milliseconds`)
 
-// classify turns server replies into the package's typed errors.
+// suggestedBackoff parses the digits of a throttling reply into a wait in
+// [MinBackoff, MaxBackoff], whatever their size.
+func suggestedBackoff(digits string) time.Duration {
+	ms, err := strconv.ParseUint(digits, 10, 64)
+	if err != nil || ms > uint64(MaxBackoff/time.Millisecond) {
+		return MaxBackoff
+	}
+	return max(time.Duration(ms)*time.Millisecond, MinBackoff)
+}
+
+// classify turns server replies into the package's typed errors. Server
+// text is scrubbed of anything credential-shaped (an echoed XOAUTH2
+// initial response, a Bearer value): the result goes into logs and
+// /status.
 func classify(err error) error {
 	if err == nil {
 		return nil
 	}
 	var ie *goimap.Error
 	if !errors.As(err, &ie) {
-		return err
+		return scrub(err)
 	}
+	text := redact.Secrets(ie.Text)
 	if m := backoffRE.FindStringSubmatch(ie.Text); m != nil {
-		ms, _ := strconv.Atoi(m[1])
-		return &ThrottledError{Backoff: time.Duration(ms) * time.Millisecond, Text: ie.Text}
+		return &ThrottledError{Backoff: suggestedBackoff(m[1]), Text: text}
 	}
 	if strings.Contains(strings.ToLower(ie.Text), "authenticated but not connected") {
-		return fmt.Errorf("%w: %s", ErrNotConnected, ie.Text)
+		return fmt.Errorf("%w: %s", ErrNotConnected, text)
+	}
+	return &goimap.Error{Type: ie.Type, Code: ie.Code, Text: text}
+}
+
+// scrubbed is an error whose text went through redact.Secrets; it still
+// unwraps to the original for errors.Is (net.ErrClosed, io.EOF).
+type scrubbed struct {
+	text string
+	err  error
+}
+
+func (e *scrubbed) Error() string { return e.text }
+func (e *scrubbed) Unwrap() error { return e.err }
+
+// scrub returns err with its text scrubbed, unchanged if it had nothing to
+// scrub. go-imap's own errors quote server bytes ("unsupported response
+// type %q").
+func scrub(err error) error {
+	s := err.Error()
+	if r := redact.Secrets(s); r != s {
+		return &scrubbed{text: r, err: err}
 	}
 	return err
 }

@@ -31,9 +31,13 @@ func Probe(ctx context.Context, opts Options) (*ProbeResult, error) {
 	defer s.Close()
 	defer s.guard(ctx)()
 	res := &ProbeResult{UIDValidity: s.uidValidity, Messages: s.numMessages}
-	data, err := s.c.UIDSearch(&goimap.SearchCriteria{NotFlag: []goimap.Flag{goimap.FlagSeen}}, nil).Wait()
+	var data *goimap.SearchData
+	err = s.do("uid search", func() (err error) {
+		data, err = s.c.UIDSearch(&goimap.SearchCriteria{NotFlag: []goimap.Flag{goimap.FlagSeen}}, nil).Wait()
+		return err
+	})
 	if err != nil {
-		return res, fmt.Errorf("count unread: %w", classify(err))
+		return res, fmt.Errorf("count unread: %w", err)
 	}
 	res.Unseen = len(data.AllUIDs())
 	if moveTo != "" {

@@ -16,24 +16,19 @@ func (s *Source) Quarantine(ctx context.Context, items []source.Item, folder str
 		return nil
 	}
 	defer s.guard(ctx)()
-	if list, err := s.c.List("", folder, nil).Collect(); err == nil && len(list) == 0 {
-		if err := s.c.Create(folder, nil).Wait(); err != nil {
-			return fmt.Errorf("create quarantine folder %s: %w", folder, classify(err))
+	var list []*goimap.ListData
+	err := s.do("list", func() (err error) { list, err = s.c.List("", folder, nil).Collect(); return err })
+	if err == nil && len(list) == 0 {
+		if err := s.do("create", func() error { return s.c.Create(folder, nil).Wait() }); err != nil {
+			return fmt.Errorf("create quarantine folder %s: %w", folder, err)
 		}
 	}
 	uids := make([]uint32, 0, len(items))
 	for _, it := range items {
 		uids = append(uids, it.UID)
 	}
-	set := uidSet(uids)
-	var err error
-	if s.c.Caps().Has(goimap.CapMove) {
-		_, err = s.c.Move(set, folder).Wait()
-	} else if _, err = s.c.Copy(set, folder).Wait(); err == nil {
-		err = s.remove(set)
-	}
-	if err != nil {
-		return fmt.Errorf("move to quarantine %s: %w", folder, classify(err))
+	if err := s.move(uidSet(uids), folder); err != nil {
+		return fmt.Errorf("move to quarantine %s: %w", folder, err)
 	}
 	return nil
 }

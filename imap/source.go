@@ -2,6 +2,12 @@
 // TLS, authenticates with SASL XOAUTH2 and an app-only token, and reads new
 // mail of one folder by UID, keeping UIDVALIDITY and the last handled UID as
 // the checkpoint. It implements source.Source.
+//
+// The server is not trusted: every read has a deadline (ReadTimeout for
+// silence, CommandTimeout for a whole command, a longer one while IDLE),
+// lines and literals are bounded (MaxLineBytes, MaxMessageBytes), numbers
+// from the server are range-checked before any arithmetic, and server text
+// is scrubbed of credentials before it goes into an error.
 package imap
 
 import (
@@ -12,9 +18,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"slices"
-	"strconv"
+	"sync"
 	"time"
 
 	goimap "github.com/emersion/go-imap/v2"
@@ -33,8 +40,24 @@ type Options struct {
 	AfterRead string      // mark_read | move | delete | none; default mark_read
 	MoveTo    string      // folder for after_read move
 	// MaxMessageBytes: larger messages are handed over with their header
-	// only and Item.Truncated set. 0 means no limit.
+	// only and Item.Truncated set, whether the server says so in
+	// RFC822.SIZE or only sends more bytes than that; nothing larger is
+	// ever held in memory. 0 (or more than 256 MiB) means 256 MiB.
 	MaxMessageBytes int64
+	// ReadTimeout is how long a command waits for the server's next bytes
+	// before the connection is closed with a TimeoutError; it also bounds
+	// dialing and the TLS handshake. 0 means 60 s.
+	ReadTimeout time.Duration
+	// CommandTimeout bounds one command from its start to its reply, so a
+	// server that trickles bytes fails too; fetching a batch of bodies is
+	// one command. IDLE is bounded by its own length plus ReadTimeout
+	// instead. 0 means 5 min.
+	CommandTimeout time.Duration
+	// MaxLineBytes bounds a response line (outside literals) and every
+	// literal other than a message body; a longer one closes the
+	// connection with a LimitError. 0 means 16 MiB, enough for the UID
+	// SEARCH result of a folder of a million messages.
+	MaxLineBytes int64
 	// Token returns an app-only access token and its expiry.
 	Token func(ctx context.Context) (string, time.Time, error)
 	// Logger receives state changes; nil means slog.Default().
@@ -44,10 +67,19 @@ type Options struct {
 	DebugWriter io.Writer
 }
 
+// maxMessage is the allowance of a message when MaxMessageBytes is 0 or
+// larger: Exchange Online refuses messages over 150 MB.
+const maxMessage = 256 << 20
+
 // renewBefore is how long before the token's expiry the connection is
 // replaced, so Exchange never has to end it with "BYE Session invalidated -
 // AccessTokenExpired".
 const renewBefore = 2 * time.Minute
+
+// renewFloor is the shortest life of a connection before it is replaced
+// for its token's sake, whatever the token's lifetime: a token that
+// expires within renewBefore must not make every Poll reconnect at once.
+const renewFloor = time.Minute
 
 // Batch limits: a batch is fetched in one UID FETCH.
 const (
@@ -62,14 +94,18 @@ var errVanished = fmt.Errorf("server returned no data for this message: %w", sou
 // Source reads one IMAP folder. It is not safe for concurrent use.
 type Source struct {
 	opts        Options
+	conn        *conn
 	c           *imapclient.Client
 	log         *slog.Logger
-	expiry      time.Time
+	renewAt     time.Time // when Poll asks for a new connection; zero: never
+	polls       int       // Polls on this connection
 	uidValidity uint32
-	uidNext     uint32
+	uidNext     uint32 // 0: unknown
+	uidNextSaid bool   // uidNext is the server's own (SELECT or STATUS), not a guess
 	numMessages uint32 // EXISTS at SELECT
 	stop        func() bool
 	changed     chan struct{} // signalled by unilateral EXISTS
+	noUIDPlus   sync.Once     // logs that deletes are left to the server
 }
 
 type state struct {
@@ -90,6 +126,18 @@ func Open(ctx context.Context, opts Options) (*Source, error) {
 	if opts.AfterRead == "" {
 		opts.AfterRead = "mark_read"
 	}
+	if opts.ReadTimeout <= 0 {
+		opts.ReadTimeout = defaultReadTimeout
+	}
+	if opts.CommandTimeout <= 0 {
+		opts.CommandTimeout = defaultCommandTimeout
+	}
+	if opts.MaxLineBytes <= 0 {
+		opts.MaxLineBytes = defaultMaxLine
+	}
+	if opts.MaxMessageBytes <= 0 || opts.MaxMessageBytes > maxMessage {
+		opts.MaxMessageBytes = maxMessage
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
@@ -102,12 +150,29 @@ func Open(ctx context.Context, opts Options) (*Source, error) {
 	return s, nil
 }
 
+// renewal is when a connection made at connected with a token expiring at
+// expiry is replaced: renewBefore ahead of the expiry, but not sooner than
+// renewFloor after connecting.
+func renewal(connected, expiry time.Time) time.Time {
+	if expiry.IsZero() {
+		return time.Time{}
+	}
+	return later(expiry.Add(-renewBefore), connected.Add(renewFloor))
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
 func (s *Source) connect(ctx context.Context) error {
 	tok, exp, err := s.opts.Token(ctx)
 	if err != nil {
 		return fmt.Errorf("get token: %w", err)
 	}
-	s.expiry = exp
+	s.renewAt = renewal(time.Now(), exp)
 	tc := s.opts.TLSConfig.Clone()
 	if tc == nil {
 		tc = &tls.Config{}
@@ -116,12 +181,13 @@ func (s *Source) connect(ctx context.Context) error {
 		host, _, _ := net.SplitHostPort(s.opts.Addr)
 		tc.ServerName = host
 	}
-	d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}, Config: tc}
-	conn, err := d.DialContext(ctx, "tcp", s.opts.Addr)
+	d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: s.opts.ReadTimeout, KeepAlive: 30 * time.Second}, Config: tc}
+	nc, err := d.DialContext(ctx, "tcp", s.opts.Addr)
 	if err != nil {
 		return fmt.Errorf("dial %s: %w", s.opts.Addr, err)
 	}
-	s.c = imapclient.New(conn, &imapclient.Options{
+	s.conn = newConn(nc, s.opts.MaxLineBytes)
+	s.c = imapclient.New(s.conn, &imapclient.Options{
 		DebugWriter: s.opts.DebugWriter,
 		UnilateralDataHandler: &imapclient.UnilateralDataHandler{
 			Mailbox: func(d *imapclient.UnilateralDataMailbox) {
@@ -132,22 +198,18 @@ func (s *Source) connect(ctx context.Context) error {
 		},
 	})
 	s.stop = context.AfterFunc(ctx, func() { s.c.Close() })
-	if err := s.c.WaitGreeting(); err != nil {
+	if err := s.do("greeting", s.c.WaitGreeting); err != nil {
 		return fmt.Errorf("greeting from %s: %w", s.opts.Addr, err)
 	}
-	if err := s.c.Authenticate(NewXOAUTH2Client(s.opts.Mailbox, tok)); err != nil {
-		if errors.Is(err, ErrAuthFailed) {
-			return fmt.Errorf("authenticate %s: %w", s.opts.Mailbox, err)
-		}
-		var ie *goimap.Error
-		if errors.As(err, &ie) && ie.Type == goimap.StatusResponseTypeNo {
-			return fmt.Errorf("authenticate %s: %w (server said %q)", s.opts.Mailbox, ErrAuthFailed, ie.Text)
-		}
-		return fmt.Errorf("authenticate %s: %w", s.opts.Mailbox, classify(err))
+	if err := s.authenticate(tok); err != nil {
+		return err
 	}
-	sel, err := s.c.Select(s.opts.Folder, &goimap.SelectOptions{ReadOnly: s.opts.AfterRead == "none"}).Wait()
+	var sel *goimap.SelectData
+	err = s.do("select", func() (err error) {
+		sel, err = s.c.Select(s.opts.Folder, &goimap.SelectOptions{ReadOnly: s.opts.AfterRead == "none"}).Wait()
+		return err
+	})
 	if err != nil {
-		err = classify(err)
 		var ie *goimap.Error
 		if errors.As(err, &ie) && ie.Type == goimap.StatusResponseTypeNo {
 			err = source.Permanent(err)
@@ -155,6 +217,12 @@ func (s *Source) connect(ctx context.Context) error {
 		return fmt.Errorf("select %s: %w", s.opts.Folder, err)
 	}
 	s.uidValidity, s.uidNext, s.numMessages = sel.UIDValidity, uint32(sel.UIDNext), sel.NumMessages
+	s.uidNextSaid = s.uidNext != 0
+	if s.uidNext == 0 || s.uidValidity == 0 {
+		if err := s.learnUIDs(); err != nil {
+			return err
+		}
+	}
 	if s.opts.AfterRead == "move" {
 		if err := s.checkFolder(s.opts.MoveTo); err != nil {
 			return err
@@ -164,10 +232,98 @@ func (s *Source) connect(ctx context.Context) error {
 	return nil
 }
 
+func (s *Source) authenticate(tok string) error {
+	err := s.do("authenticate", func() error { return s.c.Authenticate(NewXOAUTH2Client(s.opts.Mailbox, tok)) })
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, ErrAuthFailed) {
+		return fmt.Errorf("authenticate %s: %w", s.opts.Mailbox, err)
+	}
+	var ie *goimap.Error // scrubbed by do
+	if errors.As(err, &ie) && ie.Type == goimap.StatusResponseTypeNo {
+		return fmt.Errorf("authenticate %s: %w (server said %q)", s.opts.Mailbox, ErrAuthFailed, ie.Text)
+	}
+	return fmt.Errorf("authenticate %s: %w", s.opts.Mailbox, err)
+}
+
+// learnUIDs fills in what SELECT left out: UIDVALIDITY and UIDNEXT from
+// STATUS, else UIDNEXT as one more than the UID of the last message. An
+// unknown UIDNEXT must not become 0 - 1.
+func (s *Source) learnUIDs() error {
+	var st *goimap.StatusData
+	err := s.do("status", func() (err error) {
+		st, err = s.c.Status(s.opts.Folder, &goimap.StatusOptions{UIDNext: true, UIDValidity: true}).Wait()
+		return err
+	})
+	var ie *goimap.Error
+	switch {
+	case err == nil:
+		if s.uidValidity == 0 {
+			s.uidValidity = st.UIDValidity
+		}
+		if s.uidNext == 0 && st.UIDNext != 0 {
+			s.uidNext, s.uidNextSaid = uint32(st.UIDNext), true
+		}
+	case !errors.As(err, &ie):
+		return fmt.Errorf("status %s: %w", s.opts.Folder, err)
+	}
+	if s.uidNext == 0 {
+		highest := uint32(0)
+		if s.numMessages > 0 {
+			var msgs []*imapclient.FetchMessageBuffer
+			err := s.do("fetch last uid", func() (err error) {
+				msgs, err = s.c.Fetch(goimap.SeqSetNum(s.numMessages), &goimap.FetchOptions{UID: true}).Collect()
+				return err
+			})
+			if err != nil && !errors.As(err, &ie) {
+				return fmt.Errorf("fetch the last UID of %s: %w", s.opts.Folder, err)
+			}
+			for _, m := range msgs {
+				highest = max(highest, uint32(m.UID))
+			}
+		}
+		if highest < math.MaxUint32 {
+			s.uidNext = highest + 1
+		}
+	}
+	s.log.Warn("server left UIDNEXT or UIDVALIDITY out of SELECT", "folder", s.opts.Folder,
+		"uidnext", s.uidNext, "uidnext_from_server", s.uidNextSaid, "uidvalidity", s.uidValidity)
+	return nil
+}
+
+// do runs one command under the connection's deadlines. Its error is the
+// connection's failure (TimeoutError, LimitError) if it had one, else the
+// command's, classified and scrubbed.
+func (s *Source) do(name string, f func() error) error {
+	end := s.conn.begin(name, s.opts.ReadTimeout, s.opts.CommandTimeout)
+	err := f()
+	end()
+	if err == nil {
+		return nil
+	}
+	if fault := s.conn.failure(); fault != nil {
+		return fault
+	}
+	return classify(err)
+}
+
+// caps returns the server's capabilities, asking under a deadline if
+// they are not known yet; nil if they could not be had.
+func (s *Source) caps() goimap.CapSet {
+	end := s.conn.begin("capability", s.opts.ReadTimeout, s.opts.CommandTimeout)
+	defer end()
+	return s.c.Caps()
+}
+
 func (s *Source) checkFolder(name string) error {
-	list, err := s.c.List("", name, nil).Collect()
+	var list []*goimap.ListData
+	err := s.do("list", func() (err error) {
+		list, err = s.c.List("", name, nil).Collect()
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("list %s: %w", name, classify(err))
+		return fmt.Errorf("list %s: %w", name, err)
 	}
 	if len(list) == 0 {
 		return source.Permanent(fmt.Errorf("move_to folder %q does not exist in %s: create it or fix move_to", name, s.opts.Mailbox))
@@ -181,10 +337,13 @@ func (s *Source) guard(ctx context.Context) func() bool {
 	return context.AfterFunc(ctx, func() { s.c.Close() })
 }
 
-// Poll implements source.Source.
+// Poll implements source.Source. The first Poll of a connection always
+// reads the folder; later ones return source.ErrReconnect once the token
+// is due for renewal.
 func (s *Source) Poll(ctx context.Context, raw []byte, handle func(context.Context, source.Batch) error) error {
 	defer s.guard(ctx)()
-	if !s.expiry.IsZero() && time.Until(s.expiry) < renewBefore {
+	s.polls++
+	if s.polls > 1 && !s.renewAt.IsZero() && !time.Now().Before(s.renewAt) {
 		return source.ErrReconnect
 	}
 	var st *state
@@ -195,6 +354,11 @@ func (s *Source) Poll(ctx context.Context, raw []byte, handle func(context.Conte
 			st = nil
 		}
 	}
+	if st != nil && s.uidValidity == 0 {
+		// The server never said: assume it has not changed, rather than
+		// replaying the folder on every connection.
+		s.uidValidity = st.UIDValidity
+	}
 	startFrom := s.opts.StartFrom
 	if st != nil && st.UIDValidity != s.uidValidity {
 		// Every UID is new: replay the whole folder. start_from does not
@@ -204,26 +368,37 @@ func (s *Source) Poll(ctx context.Context, raw []byte, handle func(context.Conte
 		s.log.Warn("UIDVALIDITY changed, replaying the folder", "old", st.UIDValidity, "new", s.uidValidity)
 		st, startFrom = nil, "all"
 	}
-	if err := s.c.Noop().Wait(); err != nil {
-		return fmt.Errorf("noop: %w", classify(err))
+	if st != nil && s.beyond(st.LastUID) {
+		// Nothing the server will ever assign is above this checkpoint:
+		// waiting for UIDs past it would publish nothing, forever.
+		s.log.Warn("checkpoint is at or beyond the folder's UIDNEXT: replaying under start_from", "folder", s.opts.Folder,
+			"checkpoint", string(raw), "uidnext", s.uidNext, "start_from", startFrom)
+		st = nil
+	}
+	if err := s.do("noop", func() error { return s.c.Noop().Wait() }); err != nil {
+		return fmt.Errorf("noop: %w", err)
 	}
 	var crit goimap.SearchCriteria
 	var floor uint32 // UIDs at or below floor are done
 	first := st == nil
 	switch {
 	case !first:
-		floor = st.LastUID
+		floor = st.LastUID // below math.MaxUint32: see beyond
 		var set goimap.UIDSet
 		set.AddRange(goimap.UID(floor+1), 0)
 		crit.UID = []goimap.UIDSet{set}
 	case startFrom == "now":
-		return handle(ctx, source.Batch{State: s.encode(s.uidNext - 1)})
+		return handle(ctx, source.Batch{State: s.encode(s.below())})
 	case startFrom == "unread":
 		crit.NotFlag = []goimap.Flag{goimap.FlagSeen}
 	}
-	data, err := s.c.UIDSearch(&crit, nil).Wait()
+	var data *goimap.SearchData
+	err := s.do("uid search", func() (err error) {
+		data, err = s.c.UIDSearch(&crit, nil).Wait()
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("uid search in %s: %w", s.opts.Folder, classify(err))
+		return fmt.Errorf("uid search in %s: %w", s.opts.Folder, err)
 	}
 	var uids []uint32
 	for _, u := range data.AllUIDs() {
@@ -238,7 +413,7 @@ func (s *Source) Poll(ctx context.Context, raw []byte, handle func(context.Conte
 	if first {
 		// Everything below UIDNEXT at SELECT time was either unread (and is
 		// now handled) or is to be skipped: start after it.
-		last := s.uidNext - 1
+		last := s.below()
 		if n := len(uids); n > 0 && uids[n-1] > last {
 			last = uids[n-1]
 		}
@@ -247,328 +422,26 @@ func (s *Source) Poll(ctx context.Context, raw []byte, handle func(context.Conte
 	return nil
 }
 
+// below is the highest UID the folder had at SELECT: UIDNEXT - 1, or 0
+// when UIDNEXT is unknown (then all the folder counts as new, and event
+// ids absorb the repeats).
+func (s *Source) below() uint32 {
+	if s.uidNext == 0 {
+		return 0
+	}
+	return s.uidNext - 1
+}
+
+// beyond reports whether a checkpoint's last UID leaves nothing for new
+// mail: the largest UID there is (last+1 would wrap to "*"), or at or past
+// the UIDNEXT the server reported.
+func (s *Source) beyond(last uint32) bool {
+	return last == math.MaxUint32 || s.uidNextSaid && last >= s.uidNext
+}
+
 func (s *Source) encode(lastUID uint32) []byte {
 	b, _ := json.Marshal(state{UIDValidity: s.uidValidity, LastUID: lastUID})
 	return b
-}
-
-type meta struct {
-	uid      uint32
-	size     int64
-	received time.Time
-}
-
-// fetchAll reads sizes first, then bodies in batches bounded by count and
-// bytes, and hands each batch over in order. The next batch's bodies are
-// fetched while the current batch is being handled (published, flagged,
-// checkpointed), so the connection and the publisher both stay busy; at
-// most two batches are in memory.
-func (s *Source) fetchAll(ctx context.Context, uids []uint32, handle func(context.Context, source.Batch) error) error {
-	var batches [][]meta
-	for start := 0; start < len(uids); start += 500 {
-		metas, err := s.sizes(uids[start:min(start+500, len(uids))])
-		if err != nil {
-			return err
-		}
-		var batch []meta
-		var bytes int64
-		for _, m := range metas {
-			// The first batch is small so that handling starts early; the
-			// others are fetched while the one before is handled.
-			maxN, maxBytes := batchMessages, int64(batchBytes)
-			if len(batches) == 0 {
-				maxN, maxBytes = maxN/8, maxBytes/8
-			}
-			if len(batch) > 0 && (len(batch) >= maxN || bytes+m.size > maxBytes) {
-				batches = append(batches, batch)
-				batch, bytes = nil, 0
-			}
-			batch = append(batch, m)
-			bytes += min(m.size, s.limit())
-		}
-		if len(batch) > 0 {
-			batches = append(batches, batch)
-		}
-	}
-	type fetched struct {
-		items []source.Item
-		err   error
-	}
-	prefetch := func(batch []meta) <-chan fetched {
-		ch := make(chan fetched, 1) // the goroutine never blocks, even if nobody reads
-		go func() {
-			items, err := s.bodies(batch)
-			ch <- fetched{items, err}
-		}()
-		return ch
-	}
-	if len(batches) == 0 {
-		return nil
-	}
-	next := prefetch(batches[0])
-	for i, batch := range batches {
-		f := <-next
-		if f.err != nil {
-			return f.err
-		}
-		if i+1 < len(batches) {
-			next = prefetch(batches[i+1])
-		}
-		if err := handle(ctx, source.Batch{Items: f.items, State: s.encode(batch[len(batch)-1].uid)}); err != nil {
-			if i+1 < len(batches) {
-				<-next // the connection goes back to the caller idle
-			}
-			return err
-		}
-	}
-	return nil
-}
-
-func (s *Source) limit() int64 {
-	if s.opts.MaxMessageBytes <= 0 {
-		return 1 << 62
-	}
-	return s.opts.MaxMessageBytes
-}
-
-func uidSet(uids []uint32) goimap.UIDSet {
-	var set goimap.UIDSet
-	for _, u := range uids {
-		set.AddNum(goimap.UID(u))
-	}
-	return set
-}
-
-// sizes fetches UID, RFC822.SIZE and INTERNALDATE for uids, in UID order.
-// UIDs the server does not return are kept with size -1.
-func (s *Source) sizes(uids []uint32) ([]meta, error) {
-	msgs, err := s.c.Fetch(uidSet(uids), &goimap.FetchOptions{UID: true, RFC822Size: true, InternalDate: true}).Collect()
-	if err != nil {
-		return nil, fmt.Errorf("uid fetch sizes: %w", classify(err))
-	}
-	got := make(map[uint32]*imapclient.FetchMessageBuffer, len(msgs))
-	for _, m := range msgs {
-		got[uint32(m.UID)] = m
-	}
-	out := make([]meta, 0, len(uids))
-	for _, u := range uids {
-		if m, ok := got[u]; ok {
-			out = append(out, meta{uid: u, size: m.RFC822Size, received: m.InternalDate})
-		} else {
-			out = append(out, meta{uid: u, size: -1})
-		}
-	}
-	return out, nil
-}
-
-var (
-	fullSection   = &goimap.FetchItemBodySection{Peek: true}
-	headerSection = &goimap.FetchItemBodySection{Specifier: goimap.PartSpecifierHeader, Peek: true}
-)
-
-// bodies fetches the messages of one batch: whole ones with BODY.PEEK[],
-// too-large ones with BODY.PEEK[HEADER].
-func (s *Source) bodies(batch []meta) ([]source.Item, error) {
-	var whole, heads []uint32
-	for _, m := range batch {
-		switch {
-		case m.size < 0:
-		case m.size > s.limit():
-			heads = append(heads, m.uid)
-		default:
-			whole = append(whole, m.uid)
-		}
-	}
-	got := make(map[uint32][]byte, len(batch))
-	refused := map[uint32]error{}
-	for _, part := range []struct {
-		uids    []uint32
-		section *goimap.FetchItemBodySection
-	}{{whole, fullSection}, {heads, headerSection}} {
-		if len(part.uids) == 0 {
-			continue
-		}
-		err := s.fetchInto(got, part.uids, part.section)
-		var ie *goimap.Error
-		if errors.As(err, &ie) && ie.Type == goimap.StatusResponseTypeNo {
-			// The server refuses a message of the batch: fetch one by one so
-			// the others go on and the refused one is dead-lettered.
-			for _, u := range part.uids {
-				if err := s.fetchInto(got, []uint32{u}, part.section); err != nil {
-					if !errors.As(err, &ie) || ie.Type != goimap.StatusResponseTypeNo {
-						return nil, fmt.Errorf("uid fetch %d: %w", u, classify(err))
-					}
-					refused[u] = fmt.Errorf("server refused UID FETCH %d: %s", u, ie.Text)
-				}
-			}
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("uid fetch bodies: %w", classify(err))
-		}
-	}
-	items := make([]source.Item, 0, len(batch))
-	for _, m := range batch {
-		it := source.Item{
-			ServerID: strconv.FormatUint(uint64(s.uidValidity), 10) + ":" + strconv.FormatUint(uint64(m.uid), 10),
-			UID:      m.uid,
-			Size:     m.size,
-			Received: m.received,
-		}
-		switch b, ok := got[m.uid]; {
-		case ok:
-			it.Raw = b
-			it.Truncated = m.size > s.limit()
-		case refused[m.uid] != nil:
-			it.Err = refused[m.uid]
-		default:
-			it.Err = errVanished
-		}
-		items = append(items, it)
-	}
-	return items, nil
-}
-
-func (s *Source) signal() {
-	select {
-	case s.changed <- struct{}{}:
-	default:
-	}
-}
-
-// maxIdle is how long one IDLE may last: Exchange Online drops idle
-// connections after about 30 minutes (RFC 2177 says re-issue before 29).
-const maxIdle = 20 * time.Minute
-
-// Wait implements source.Waiter with IMAP IDLE: it returns when the server
-// reports new messages (EXISTS), after max, or before the token expires.
-// Servers without IDLE just wait max.
-func (s *Source) Wait(ctx context.Context, max time.Duration) error {
-	max = min(max, maxIdle)
-	if !s.expiry.IsZero() {
-		max = min(max, time.Until(s.expiry)-renewBefore)
-	}
-	if max <= 0 {
-		return nil
-	}
-	select { // a change seen during the last poll
-	case <-s.changed:
-		return nil
-	default:
-	}
-	if !s.c.Caps().Has(goimap.CapIdle) {
-		sleepCtx(ctx, max)
-		return nil
-	}
-	defer s.guard(ctx)()
-	idle, err := s.c.Idle()
-	if err != nil {
-		return fmt.Errorf("idle: %w", classify(err))
-	}
-	t := time.NewTimer(max)
-	defer t.Stop()
-	select {
-	case <-s.changed:
-	case <-t.C:
-	case <-ctx.Done():
-	case <-s.c.Closed():
-	}
-	if err := idle.Close(); err != nil {
-		return fmt.Errorf("idle done: %w", classify(err))
-	}
-	if err := idle.Wait(); err != nil {
-		return fmt.Errorf("idle: %w", classify(err))
-	}
-	return nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
-}
-
-// fetchInto fetches a section of uids into got.
-func (s *Source) fetchInto(got map[uint32][]byte, uids []uint32, section *goimap.FetchItemBodySection) error {
-	cmd := s.c.Fetch(uidSet(uids), &goimap.FetchOptions{UID: true, BodySection: []*goimap.FetchItemBodySection{section}})
-	for m := cmd.Next(); m != nil; m = cmd.Next() {
-		var uid uint32
-		var body []byte
-		for item := m.Next(); item != nil; item = m.Next() {
-			switch item := item.(type) {
-			case imapclient.FetchItemDataUID:
-				uid = uint32(item.UID)
-			case imapclient.FetchItemDataBodySection:
-				if item.Literal == nil {
-					continue
-				}
-				// The literal's size is known: read it into one buffer
-				// of that size, not a growing one.
-				buf := make([]byte, item.Literal.Size())
-				n, err := io.ReadFull(item.Literal, buf)
-				if err != nil {
-					if cerr := cmd.Close(); cerr != nil {
-						return cerr
-					}
-					return fmt.Errorf("read literal: %w", err)
-				}
-				body = buf[:n]
-			}
-		}
-		if uid != 0 && body != nil {
-			got[uid] = body
-		}
-	}
-	return cmd.Close()
-}
-
-// AfterRead implements source.Source.
-func (s *Source) AfterRead(ctx context.Context, items []source.Item) error {
-	if s.opts.AfterRead == "none" || len(items) == 0 {
-		return nil
-	}
-	defer s.guard(ctx)()
-	uids := make([]uint32, 0, len(items))
-	for _, it := range items {
-		uids = append(uids, it.UID)
-	}
-	set := uidSet(uids)
-	var err error
-	switch s.opts.AfterRead {
-	case "mark_read":
-		err = s.store(set, goimap.FlagSeen)
-	case "move":
-		if s.c.Caps().Has(goimap.CapMove) {
-			_, err = s.c.Move(set, s.opts.MoveTo).Wait()
-		} else if _, err = s.c.Copy(set, s.opts.MoveTo).Wait(); err == nil {
-			err = s.remove(set)
-		}
-	case "delete":
-		err = s.remove(set)
-	default:
-		return fmt.Errorf("unknown after_read %q", s.opts.AfterRead)
-	}
-	if err != nil {
-		return fmt.Errorf("after_read %s: %w", s.opts.AfterRead, classify(err))
-	}
-	return nil
-}
-
-func (s *Source) store(set goimap.UIDSet, flag goimap.Flag) error {
-	return s.c.Store(set, &goimap.StoreFlags{Op: goimap.StoreFlagsAdd, Silent: true, Flags: []goimap.Flag{flag}}, nil).Close()
-}
-
-func (s *Source) remove(set goimap.UIDSet) error {
-	if err := s.store(set, goimap.FlagDeleted); err != nil {
-		return err
-	}
-	if s.c.Caps().Has(goimap.CapUIDPlus) {
-		return s.c.UIDExpunge(set).Close()
-	}
-	return s.c.Expunge().Close()
 }
 
 // Close implements source.Source.

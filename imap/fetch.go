@@ -1,0 +1,270 @@
+package imap
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	goimap "github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/mailpoller/mailpoller/source"
+)
+
+type meta struct {
+	uid      uint32
+	size     int64
+	received time.Time
+}
+
+// fetchAll reads sizes first, then bodies in batches bounded by count and
+// bytes, and hands each batch over in order. The next batch's bodies are
+// fetched while the current batch is being handled (published, flagged,
+// checkpointed), so the connection and the publisher both stay busy; at
+// most two batches are in memory.
+func (s *Source) fetchAll(ctx context.Context, uids []uint32, handle func(context.Context, source.Batch) error) error {
+	var batches [][]meta
+	for start := 0; start < len(uids); start += 500 {
+		metas, err := s.sizes(uids[start:min(start+500, len(uids))])
+		if err != nil {
+			return err
+		}
+		var batch []meta
+		var bytes int64
+		for _, m := range metas {
+			// The first batch is small so that handling starts early; the
+			// others are fetched while the one before is handled.
+			maxN, maxBytes := batchMessages, int64(batchBytes)
+			if len(batches) == 0 {
+				maxN, maxBytes = maxN/8, maxBytes/8
+			}
+			size := min(max(m.size, 0), s.limit()) // RFC822.SIZE is the server's word
+			if len(batch) > 0 && (len(batch) >= maxN || bytes+size > maxBytes) {
+				batches = append(batches, batch)
+				batch, bytes = nil, 0
+			}
+			batch = append(batch, m)
+			bytes += size
+		}
+		if len(batch) > 0 {
+			batches = append(batches, batch)
+		}
+	}
+	type fetched struct {
+		items []source.Item
+		err   error
+	}
+	prefetch := func(batch []meta) <-chan fetched {
+		ch := make(chan fetched, 1) // the goroutine never blocks, even if nobody reads
+		go func() {
+			items, err := s.bodies(batch)
+			ch <- fetched{items, err}
+		}()
+		return ch
+	}
+	if len(batches) == 0 {
+		return nil
+	}
+	next := prefetch(batches[0])
+	for i, batch := range batches {
+		f := <-next
+		if f.err != nil {
+			return f.err
+		}
+		if i+1 < len(batches) {
+			next = prefetch(batches[i+1])
+		}
+		if err := handle(ctx, source.Batch{Items: f.items, State: s.encode(batch[len(batch)-1].uid)}); err != nil {
+			if i+1 < len(batches) {
+				<-next // the connection goes back to the caller idle
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// limit is a message's allowance: no more of it is held in memory.
+func (s *Source) limit() int64 { return s.opts.MaxMessageBytes }
+
+func uidSet(uids []uint32) goimap.UIDSet {
+	var set goimap.UIDSet
+	for _, u := range uids {
+		set.AddNum(goimap.UID(u))
+	}
+	return set
+}
+
+// sizes fetches UID, RFC822.SIZE and INTERNALDATE for uids, in UID order.
+// UIDs the server does not return are kept with size -1.
+func (s *Source) sizes(uids []uint32) ([]meta, error) {
+	var msgs []*imapclient.FetchMessageBuffer
+	err := s.do("uid fetch sizes", func() (err error) {
+		msgs, err = s.c.Fetch(uidSet(uids), &goimap.FetchOptions{UID: true, RFC822Size: true, InternalDate: true}).Collect()
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("uid fetch sizes: %w", err)
+	}
+	got := make(map[uint32]*imapclient.FetchMessageBuffer, len(msgs))
+	for _, m := range msgs {
+		got[uint32(m.UID)] = m
+	}
+	out := make([]meta, 0, len(uids))
+	for _, u := range uids {
+		if m, ok := got[u]; ok {
+			out = append(out, meta{uid: u, size: m.RFC822Size, received: m.InternalDate})
+		} else {
+			out = append(out, meta{uid: u, size: -1})
+		}
+	}
+	return out, nil
+}
+
+var (
+	fullSection   = &goimap.FetchItemBodySection{Peek: true}
+	headerSection = &goimap.FetchItemBodySection{Specifier: goimap.PartSpecifierHeader, Peek: true}
+)
+
+// bodies fetches the messages of one batch: whole ones with BODY.PEEK[],
+// too-large ones with BODY.PEEK[HEADER].
+func (s *Source) bodies(batch []meta) ([]source.Item, error) {
+	var whole, heads []uint32
+	for _, m := range batch {
+		switch {
+		case m.size < 0:
+		case m.size > s.limit():
+			heads = append(heads, m.uid)
+		default:
+			whole = append(whole, m.uid)
+		}
+	}
+	got := make(map[uint32]body, len(batch))
+	refused := map[uint32]error{}
+	for _, part := range []struct {
+		uids    []uint32
+		section *goimap.FetchItemBodySection
+	}{{whole, fullSection}, {heads, headerSection}} {
+		if len(part.uids) == 0 {
+			continue
+		}
+		err := s.fetchInto(got, part.uids, part.section)
+		var ie *goimap.Error
+		if errors.As(err, &ie) && ie.Type == goimap.StatusResponseTypeNo {
+			// The server refuses a message of the batch: fetch one by one so
+			// the others go on and the refused one is dead-lettered.
+			for _, u := range part.uids {
+				if err := s.fetchInto(got, []uint32{u}, part.section); err != nil {
+					if !errors.As(err, &ie) || ie.Type != goimap.StatusResponseTypeNo {
+						return nil, fmt.Errorf("uid fetch %d: %w", u, err)
+					}
+					refused[u] = fmt.Errorf("server refused UID FETCH %d: %s", u, ie.Text) // scrubbed by do
+				}
+			}
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("uid fetch bodies: %w", err)
+		}
+	}
+	items := make([]source.Item, 0, len(batch))
+	for _, m := range batch {
+		it := source.Item{
+			ServerID: strconv.FormatUint(uint64(s.uidValidity), 10) + ":" + strconv.FormatUint(uint64(m.uid), 10),
+			UID:      m.uid,
+			Size:     m.size,
+			Received: m.received,
+		}
+		switch b, ok := got[m.uid]; {
+		case ok:
+			it.Raw = b.raw
+			it.Truncated = m.size > s.limit() || b.truncated
+			it.Size = max(m.size, b.size)
+		case refused[m.uid] != nil:
+			it.Err = refused[m.uid]
+		default:
+			it.Err = errVanished
+		}
+		items = append(items, it)
+	}
+	return items, nil
+}
+
+// body is what was kept of one body literal.
+type body struct {
+	raw       []byte
+	size      int64 // the literal's size
+	truncated bool  // raw holds the header only
+}
+
+// fetchInto fetches a section of uids into got.
+func (s *Source) fetchInto(got map[uint32]body, uids []uint32, section *goimap.FetchItemBodySection) error {
+	return s.do("uid fetch bodies", func() error {
+		cmd := s.c.Fetch(uidSet(uids), &goimap.FetchOptions{UID: true, BodySection: []*goimap.FetchItemBodySection{section}})
+		for m := cmd.Next(); m != nil; m = cmd.Next() {
+			var uid uint32
+			var b *body
+			for item := m.Next(); item != nil; item = m.Next() {
+				switch item := item.(type) {
+				case imapclient.FetchItemDataUID:
+					uid = uint32(item.UID)
+				case imapclient.FetchItemDataBodySection:
+					if item.Literal == nil {
+						continue
+					}
+					lb, err := readLiteral(item.Literal, s.limit())
+					if err != nil {
+						if cerr := cmd.Close(); cerr != nil {
+							return cerr
+						}
+						return fmt.Errorf("read literal: %w", err)
+					}
+					b = &lb
+				}
+			}
+			if uid != 0 && b != nil {
+				got[uid] = *b
+			}
+		}
+		return cmd.Close()
+	})
+}
+
+// headerKeep is the most that is kept of a message over its allowance:
+// enough for any header.
+const headerKeep = 1 << 20
+
+// readLiteral reads a body literal of which at most allowance bytes may be
+// held in memory. The server announces the literal's size and we do not
+// trust it (RFC822.SIZE is not even exact with Exchange): a literal over
+// the allowance keeps its first bytes, cut at the end of the header, and
+// the rest is read and discarded as it arrives.
+func readLiteral(lit goimap.LiteralReader, allowance int64) (body, error) {
+	size := lit.Size()
+	if size <= allowance {
+		buf := make([]byte, size)
+		if _, err := io.ReadFull(lit, buf); err != nil {
+			return body{}, err
+		}
+		return body{raw: buf, size: size}, nil
+	}
+	buf := make([]byte, min(allowance, headerKeep))
+	n, err := io.ReadFull(lit, buf)
+	if err != nil {
+		return body{}, err
+	}
+	if _, err := io.Copy(io.Discard, lit); err != nil {
+		return body{}, err
+	}
+	head := buf[:n]
+	if i := bytes.Index(head, []byte("\r\n\r\n")); i >= 0 {
+		head = head[:i+4]
+	} else if i := bytes.Index(head, []byte("\n\n")); i >= 0 {
+		head = head[:i+2]
+	}
+	return body{raw: bytes.Clone(head), size: size, truncated: true}, nil
+}
