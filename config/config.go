@@ -46,7 +46,7 @@ type NATS struct {
 
 // Embedded configures the NATS server started when NATS.URL is empty.
 type Embedded struct {
-	Listen   string `yaml:"listen"`    // default 127.0.0.1:4222; port 0 (or -1) picks a free port
+	Listen   string `yaml:"listen"`    // default 127.0.0.1:4222; port 0 (or -1) picks a free port; "none": no TCP port, in-process only
 	StoreDir string `yaml:"store_dir"` // default ./data/nats
 }
 

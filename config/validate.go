@@ -139,8 +139,8 @@ func (d *decoder) validateNATS(n *NATS) {
 		d.at("nats.subject_prefix", quoted(n.SubjectPrefix)+" is not a valid NATS subject",
 			"use dot-separated tokens without spaces, * or >, e.g. mail.inbound")
 	}
-	if n.URL == "" {
-		d.hostPort("nats.embedded.listen", n.Embedded.Listen, `write host:port such as "127.0.0.1:4222"; port 0 picks a free port`, true)
+	if n.URL == "" && !strings.EqualFold(n.Embedded.Listen, "none") {
+		d.hostPort("nats.embedded.listen", n.Embedded.Listen, `write host:port such as "127.0.0.1:4222" (port 0 picks a free port), or none for no TCP port at all`, true)
 	}
 }
 
