@@ -53,6 +53,15 @@ func (c *Conn) PutBlob(ctx context.Context, data []byte) (*message.Blob, error) 
 // shared connection, and an info is published only after all chunks are
 // stored, so a failed write never leaves an object without its data.
 func (c *Conn) putBlobs(ctx context.Context, puts []blobPut) ([]*message.Blob, error) {
+	refs, err := c.writeBlobs(ctx, puts)
+	if err != nil {
+		c.heal(ctx, err) // the object store may be gone: the caller's retry finds it again
+	}
+	return refs, err
+}
+
+// writeBlobs is putBlobs without the heal.
+func (c *Conn) writeBlobs(ctx context.Context, puts []blobPut) ([]*message.Blob, error) {
 	refs := make([]*message.Blob, len(puts))
 	var keys []string
 	for i, p := range puts {

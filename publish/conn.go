@@ -11,10 +11,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
-	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -37,7 +37,7 @@ type Conn struct {
 	js       jetstream.JetStream
 	state    jetstream.KeyValue
 	blobs    jetstream.ObjectStore
-	srv      *server.Server // embedded server, nil when using a cluster
+	emb      *embedded // embedded server, nil when using a cluster
 	log      *slog.Logger
 	stream   string
 	prefix   string
@@ -45,15 +45,115 @@ type Conn struct {
 
 	writingMu sync.Mutex
 	writing   map[string]chan struct{} // blob keys being written, closed when done
+
+	restarting atomic.Bool // the embedded server's JetStream is being restarted: heal nothing
+	healMu     sync.Mutex  // one heal at a time; guards lastHeal and leaseTTL
+	lastHeal   time.Time
+	leaseTTL   time.Duration // of the lease bucket, once Leases made it
 }
 
 // Connect connects to cfg.URL, or starts an embedded JetStream server when
 // the URL is empty, and ensures the stream, KV bucket and object store exist.
 // It waits up to ctx's deadline for the server.
+//
+// The embedded server listens on nats.embedded.listen and admits only the
+// NKey user whose seed is in CredentialsPath(store_dir), made on first
+// start with mode 0600; with listen "none" it listens on no port and needs
+// no credentials. It restarts its own JetStream after a storage failure
+// (a full disk) once the store has room again, and its log goes to log
+// with component=nats-server.
 func Connect(ctx context.Context, cfg config.NATS, log *slog.Logger) (*Conn, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	c := newConnState(cfg, log)
+	url := cfg.URL
+	var extra []nats.Option
+	if url == "" {
+		emb, err := startEmbedded(cfg.Embedded, log)
+		if err != nil {
+			return nil, err
+		}
+		emb.restarting = c.restarting.Store
+		c.emb = emb
+		url = emb.srv.ClientURL()
+		emb.started()
+		// The embedded server is in this process: talk to it through a
+		// pipe, not through the kernel's loopback.
+		extra = append(extra, nats.InProcessServer(emb.srv))
+		if emb.key != nil {
+			opt, err := nkeyOption(emb.key)
+			if err != nil {
+				c.Close()
+				return nil, err
+			}
+			extra = append(extra, opt)
+		}
+	}
+	if err := c.connect(ctx, cfg, url, extra...); err != nil {
+		c.Close()
+		return nil, err
+	}
+	if c.emb != nil {
+		gctx, cancel := context.WithCancel(context.Background())
+		c.emb.stopGuard = cancel
+		c.emb.guardDone.Add(1)
+		go func() {
+			defer c.emb.guardDone.Done()
+			c.emb.watch(gctx)
+		}()
+	}
+	return c, nil
+}
+
+// ConnectEmbedded connects over TCP to the embedded server that a running
+// `mailpoller run` with this nats block started (nats.url empty), logging
+// in with the credentials file in its store directory, and ensures the
+// stream and buckets like Connect. It starts no server and does not wait
+// for one: with none listening it fails at once. It wraps
+// ErrNoCredentials when the store has no credentials file yet.
+func ConnectEmbedded(ctx context.Context, cfg config.NATS, log *slog.Logger) (*Conn, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	url, opt, err := EmbeddedClient(cfg.Embedded)
+	if err != nil {
+		return nil, err
+	}
+	c := newConnState(cfg, log)
+	if err := c.connect(ctx, cfg, url, opt, nats.RetryOnFailedConnect(false)); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// EmbeddedClient returns the URL of the embedded server that e describes
+// and the option that logs in to it, for a process other than the one
+// running it (tail, check). It fails when e.Listen is ListenNone or picks
+// a free port (nothing else can know it), and wraps ErrNoCredentials when
+// no server has made the credentials file yet.
+func EmbeddedClient(e config.Embedded) (string, nats.Option, error) {
+	listen := e.Listen
+	if listen == "" {
+		listen = defaultListen
+	}
+	if strings.EqualFold(listen, ListenNone) {
+		return "", nil, errors.New("the embedded NATS server listens on no port (nats.embedded.listen: none): only the mailpoller process that runs it can reach it")
+	}
+	if _, port, err := listenAddr(listen); err != nil {
+		return "", nil, err
+	} else if port == server.RANDOM_PORT {
+		return "", nil, fmt.Errorf("the embedded NATS server listens on a free port picked at start (nats.embedded.listen: %s): give it a fixed port", listen)
+	}
+	opt, err := EmbeddedCredentials(e.StoreDir)
+	if err != nil {
+		return "", nil, err
+	}
+	return "nats://" + listen, opt, nil
+}
+
+func newConnState(cfg config.NATS, log *slog.Logger) *Conn {
 	c := &Conn{log: log, stream: cfg.Stream, prefix: cfg.SubjectPrefix}
 	if c.stream == "" {
 		c.stream = "MAIL"
@@ -61,41 +161,29 @@ func Connect(ctx context.Context, cfg config.NATS, log *slog.Logger) (*Conn, err
 	if c.prefix == "" {
 		c.prefix = "mail.inbound"
 	}
-	url := cfg.URL
-	if url == "" {
-		srv, err := startEmbedded(cfg.Embedded)
-		if err != nil {
-			return nil, err
-		}
-		c.srv = srv
-		url = srv.ClientURL()
-		log.Info("embedded NATS server started", "url", url, "store_dir", cfg.Embedded.StoreDir)
-	}
-	opts, err := ClientOptions(cfg, log)
+	return c
+}
+
+// connect dials url with the config's client options and extra ones, and
+// ensures the JetStream resources.
+func (c *Conn) connect(ctx context.Context, cfg config.NATS, url string, extra ...nats.Option) error {
+	opts, err := ClientOptions(cfg, c.log)
 	if err != nil {
-		c.Close()
-		return nil, err
+		return err
 	}
-	if c.srv != nil {
-		// The embedded server is in this process: talk to it through a
-		// pipe, not through the kernel's loopback.
-		opts = append(opts, nats.InProcessServer(c.srv))
-	}
-	nc, err := nats.Connect(url, opts...)
+	nc, err := nats.Connect(url, append(opts, extra...)...)
 	if err != nil {
-		c.Close()
-		return nil, fmt.Errorf("connect to NATS at %s: %w", url, err)
+		return fmt.Errorf("connect to NATS at %s: %w", url, err)
 	}
 	c.nc = nc
-	if err := c.ensure(ctx); err != nil {
-		c.Close()
-		return nil, err
-	}
-	return c, nil
+	return c.ensure(ctx)
 }
 
 // ClientOptions are the nats.go options for the config's nats block:
-// credentials, TLS, endless reconnects, and disconnects logged to log.
+// credentials, TLS, endless reconnects, and disconnects logged to log. The
+// login and TLS settings are for the server at nats.url: with an empty URL
+// (the embedded server) they are left out. Turning TLS certificate checks
+// off is logged as a warning.
 func ClientOptions(cfg config.NATS, log *slog.Logger) ([]nats.Option, error) {
 	opts := []nats.Option{
 		nats.Name("mailpoller"),
@@ -108,6 +196,9 @@ func ClientOptions(cfg config.NATS, log *slog.Logger) ([]nats.Option, error) {
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("NATS reconnected", "url", nc.ConnectedUrlRedacted()) }),
+	}
+	if cfg.URL == "" {
+		return opts, nil
 	}
 	if cfg.CredentialsFile != "" {
 		opts = append(opts, nats.UserCredentials(cfg.CredentialsFile))
@@ -124,6 +215,9 @@ func ClientOptions(cfg config.NATS, log *slog.Logger) ([]nats.Option, error) {
 			return nil, fmt.Errorf("nats tls: %w", err)
 		}
 		opts = append(opts, nats.Secure(tc))
+		if cfg.TLS.InsecureSkipVerify {
+			log.Warn("TLS certificate checks are off for NATS (nats.tls.insecure_skip_verify)")
+		}
 	}
 	return opts, nil
 }
@@ -146,49 +240,6 @@ func TLSConfig(t config.TLS, serverName string) (*tls.Config, error) {
 	return tc, nil
 }
 
-func startEmbedded(e config.Embedded) (*server.Server, error) {
-	listen := e.Listen
-	if listen == "" {
-		listen = "127.0.0.1:4222"
-	}
-	host, portStr, err := net.SplitHostPort(listen)
-	if err != nil {
-		return nil, fmt.Errorf("nats.embedded.listen %q: %w", listen, err)
-	}
-	port, err := strconv.Atoi(portStr)
-	if err != nil {
-		return nil, fmt.Errorf("nats.embedded.listen %q: bad port", listen)
-	}
-	if port == 0 {
-		port = server.RANDOM_PORT
-	}
-	dir := e.StoreDir
-	if dir == "" {
-		dir = "./data/nats"
-	}
-	opts := &server.Options{
-		ServerName: "mailpoller-embedded",
-		Host:       host,
-		Port:       port,
-		JetStream:  true,
-		StoreDir:   dir,
-		NoSigs:     true,
-		NoLog:      true,
-	}
-	srv, err := server.NewServer(opts)
-	if err != nil {
-		return nil, fmt.Errorf("embedded NATS server: %w", err)
-	}
-	// Start returns once the listeners are up, so the check below passes
-	// at once; with Start in a goroutine it would poll every 25 ms.
-	srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		srv.Shutdown()
-		return nil, fmt.Errorf("embedded NATS server on %s did not start within 10s", listen)
-	}
-	return srv, nil
-}
-
 func (c *Conn) ensure(ctx context.Context) error {
 	js, err := jetstream.New(c.nc, jetstream.WithPublishAsyncMaxPending(1024), jetstream.WithPublishAsyncTimeout(30*time.Second))
 	if err != nil {
@@ -207,31 +258,39 @@ func (c *Conn) ensure(ctx context.Context) error {
 		return err
 	}
 	err = c.withReplicas(func(r int) (err error) {
-		c.state, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket:      StateBucket,
-			Description: "mailpoller checkpoints",
-			History:     1,
-			Storage:     jetstream.FileStorage,
-			Replicas:    r,
-		})
+		c.state, err = js.CreateOrUpdateKeyValue(ctx, stateConfig(r))
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("create KV bucket %s: %w", StateBucket, err)
 	}
 	err = c.withReplicas(func(r int) (err error) {
-		c.blobs, err = js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
-			Bucket:      BlobBucket,
-			Description: "raw mail and large attachments, keyed by sha256",
-			Storage:     jetstream.FileStorage,
-			Replicas:    r,
-		})
+		c.blobs, err = js.CreateOrUpdateObjectStore(ctx, blobConfig(r))
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("create object store %s: %w", BlobBucket, err)
 	}
 	return nil
+}
+
+func stateConfig(replicas int) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:      StateBucket,
+		Description: "mailpoller checkpoints",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
+	}
+}
+
+func blobConfig(replicas int) jetstream.ObjectStoreConfig {
+	return jetstream.ObjectStoreConfig{
+		Bucket:      BlobBucket,
+		Description: "raw mail and large attachments, keyed by sha256",
+		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
+	}
 }
 
 // withReplicas runs create with c.replicas copies, and with fewer while
@@ -311,13 +370,13 @@ func (c *Conn) Prefix() string { return c.prefix }
 // MaxPayload is the largest message the server accepts.
 func (c *Conn) MaxPayload() int64 { return c.nc.MaxPayload() }
 
-// Close drains nothing: it closes the client and stops the embedded server.
+// Close drains nothing: it closes the client and stops the embedded server
+// and its storage guard.
 func (c *Conn) Close() {
 	if c.nc != nil {
 		c.nc.Close()
 	}
-	if c.srv != nil {
-		c.srv.Shutdown()
-		c.srv.WaitForShutdown()
+	if c.emb != nil {
+		c.emb.shutdown()
 	}
 }

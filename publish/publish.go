@@ -89,19 +89,16 @@ func (c *Conn) PublishAsync(msg *nats.Msg) (jetstream.PubAckFuture, error) {
 	return c.js.PublishMsgAsync(msg)
 }
 
-// PublishMsg sends a prepared message and waits for its PubAck, recreating
-// the stream first if it has gone missing.
+// PublishMsg sends a prepared message and waits for its PubAck. When the
+// stream (or a bucket) has gone missing, it fails and recreates it, so the
+// caller's retry lands.
 func (c *Conn) PublishMsg(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck, error) {
 	subject := msg.Subject
 	ack, err := c.js.PublishMsg(ctx, msg)
-	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
-		// The stream is gone (deleted by an operator, or a new cluster):
-		// make it again, then let the caller retry.
-		if eerr := c.ensureStream(ctx); eerr != nil {
-			c.log.Warn("stream missing and could not be recreated", "stream", c.stream, "err", eerr)
-		}
-	}
 	if err != nil {
+		// The stream may be gone (deleted by an operator, or a new
+		// cluster): make it again, then let the caller retry.
+		c.heal(ctx, err)
 		return nil, fmt.Errorf("publish %s: %w", subject, err)
 	}
 	return ack, nil
@@ -190,6 +187,7 @@ func (c *Conn) PublishDeadLetter(ctx context.Context, subject string, dl *DeadLe
 	msg := nats.NewMsg(subject)
 	msg.Data = payload
 	if _, err := c.js.PublishMsg(ctx, msg, jetstream.WithMsgID("dl-"+dl.ID)); err != nil {
+		c.heal(ctx, err)
 		return fmt.Errorf("publish dead letter %s: %w", subject, err)
 	}
 	return nil

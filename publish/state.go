@@ -40,6 +40,7 @@ func (c *Conn) LoadState(ctx context.Context, key string) ([]byte, error) {
 		return nil, nil
 	}
 	if err != nil {
+		c.heal(ctx, err)
 		return nil, fmt.Errorf("load checkpoint %s: %w", key, err)
 	}
 	return e.Value(), nil
@@ -48,6 +49,7 @@ func (c *Conn) LoadState(ctx context.Context, key string) ([]byte, error) {
 // SaveState stores the checkpoint under key.
 func (c *Conn) SaveState(ctx context.Context, key string, state []byte) error {
 	if _, err := c.state.Put(ctx, key, state); err != nil {
+		c.heal(ctx, err)
 		return fmt.Errorf("save checkpoint %s: %w", key, err)
 	}
 	return nil
@@ -60,20 +62,27 @@ const LeaseBucket = "mailpoller-leases"
 // missing. Entries vanish TTL after their last write, so a dead holder's
 // leases free themselves.
 func (c *Conn) Leases(ctx context.Context, ttl time.Duration) (jetstream.KeyValue, error) {
+	c.healMu.Lock()
+	defer c.healMu.Unlock()
 	var kv jetstream.KeyValue
 	err := c.withReplicas(func(r int) (err error) {
-		kv, err = c.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket:      LeaseBucket,
-			Description: "mailpoller mailbox leases",
-			History:     1,
-			TTL:         ttl,
-			Storage:     jetstream.FileStorage,
-			Replicas:    r,
-		})
+		kv, err = c.js.CreateOrUpdateKeyValue(ctx, leaseConfig(r, ttl))
 		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create KV bucket %s: %w", LeaseBucket, err)
 	}
+	c.leaseTTL = ttl // from now on, a server that lost the bucket gets it back
 	return kv, nil
+}
+
+func leaseConfig(replicas int, ttl time.Duration) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:      LeaseBucket,
+		Description: "mailpoller mailbox leases",
+		History:     1,
+		TTL:         ttl,
+		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
+	}
 }
