@@ -298,7 +298,7 @@ func TestHTTPErrors(t *testing.T) {
 				w.Write([]byte(tt.body))
 			})
 			dropped := 0
-			_, err := f.client(Options{OnUnauthorized: func() { dropped++ }}).GetFolder(context.Background(), testMailbox, FolderID{Distinguished: "inbox"})
+			_, err := f.client(Options{OnUnauthorized: func(string) { dropped++ }}).GetFolder(context.Background(), testMailbox, FolderID{Distinguished: "inbox"})
 			var re *ResponseError
 			if !errors.As(err, &re) || re.Code != tt.code || re.HTTPStatus != tt.status {
 				t.Fatalf("error = %v, want code %s status %d", err, tt.code, tt.status)

@@ -1,11 +1,14 @@
 package ews
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mailpoller/mailpoller/internal/redact"
 )
 
 // envelope is a decoded SOAP response: the first element of the body, or
@@ -48,14 +51,14 @@ func decodeFault(f *node) *ResponseError {
 	if i := strings.LastIndexByte(code, ':'); i >= 0 {
 		code = code[i+1:]
 	}
-	e.Code = code
-	e.Message = f.child(nsSOAP, "faultstring").value()
+	e.Code = cleanCode(code)
+	e.Message = redact.Secrets(f.child(nsSOAP, "faultstring").value())
 	if d := f.child(nsSOAP, "detail"); d != nil {
 		if rc := d.child(nsErrors, "ResponseCode").value(); rc != "" {
-			e.Code = rc
+			e.Code = cleanCode(rc)
 		}
 		if m := d.child(nsErrors, "Message").value(); m != "" && e.Message == "" {
-			e.Message = m
+			e.Message = redact.Secrets(m)
 		}
 		e.BackOff = backOff(d.child(nsTypes, "MessageXml"))
 	}
@@ -65,16 +68,39 @@ func decodeFault(f *node) *ResponseError {
 	return e
 }
 
-// backOff reads t:Value Name="BackOffMilliseconds" from a MessageXml.
+// backOff reads t:Value Name="BackOffMilliseconds" from a MessageXml, at
+// most maxBackoff; zero when absent, not a number or not positive.
 func backOff(mx *node) time.Duration {
 	for _, v := range mx.all(nsTypes, "Value") {
-		if v.attr("Name") == "BackOffMilliseconds" {
-			if ms, err := strconv.ParseInt(v.value(), 10, 64); err == nil && ms > 0 {
-				return time.Duration(ms) * time.Millisecond
-			}
+		if v.attr("Name") != "BackOffMilliseconds" {
+			continue
 		}
+		ms, err := strconv.ParseInt(v.value(), 10, 64)
+		if err != nil && !errors.Is(err, strconv.ErrRange) || ms <= 0 {
+			return 0
+		}
+		return time.Duration(min(ms, maxBackoff.Milliseconds())) * time.Millisecond
 	}
 	return 0
+}
+
+// cleanCode keeps a response code that looks like one (letters, digits
+// and _, at most 80): codes go into errors and logs unscrubbed, since the
+// scrubber would take long codes for secrets, so anything else (a server
+// echoing a token there, say) becomes ErrorUnrecognizedCode.
+func cleanCode(code string) string {
+	if code == "" {
+		return ""
+	}
+	if len(code) > 80 {
+		return "ErrorUnrecognizedCode"
+	}
+	for _, r := range code {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_') {
+			return "ErrorUnrecognizedCode"
+		}
+	}
+	return code
 }
 
 // responseMessages returns the m:*ResponseMessage elements of an
@@ -98,7 +124,7 @@ func messageError(m *node) *ResponseError {
 	if class == "Success" {
 		return nil
 	}
-	code := m.child(nsMessages, "ResponseCode").value()
+	code := cleanCode(m.child(nsMessages, "ResponseCode").value())
 	if class == "" && (code == "" || code == "NoError") {
 		return nil
 	}
@@ -108,7 +134,7 @@ func messageError(m *node) *ResponseError {
 	e := &ResponseError{
 		Class:   class,
 		Code:    code,
-		Message: m.child(nsMessages, "MessageText").value(),
+		Message: redact.Secrets(m.child(nsMessages, "MessageText").value()),
 		BackOff: backOff(m.child(nsMessages, "MessageXml")),
 	}
 	if e.Code == "ErrorAccessDenied" && ewsBlockedText(e.Message) {

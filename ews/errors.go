@@ -20,7 +20,7 @@ type ResponseError struct {
 	Class       string        // "Error" or "Warning" for response messages; "Fault" for SOAP faults; "HTTP" otherwise
 	Code        string        // ResponseCode, e.g. "ErrorServerBusy"; "Unauthorized", "EwsBlocked" or "HTTP<status>" for HTTP errors
 	Message     string        // MessageText / faultstring, or our explanation of an HTTP error
-	BackOff     time.Duration // BackOffMilliseconds from MessageXml, or Retry-After; zero if none
+	BackOff     time.Duration // BackOffMilliseconds from MessageXml, or Retry-After, at most 15 minutes; zero if none (see Backoff)
 	HTTPStatus  int           // HTTP status of the response
 	Diagnostics string        // x-ms-diagnostics header, if any (never contains the token)
 }
@@ -125,6 +125,7 @@ var permanentCodes = map[string]bool{
 	"ErrorSchemaValidation":                       true,
 	"ErrorInvalidRequest":                         true,
 	"EwsBlocked":                                  true,
+	"Redirect":                                    true,
 }
 
 func (e *ResponseError) transient() bool {
@@ -163,26 +164,20 @@ func IsTransient(err error) bool {
 	if errors.As(err, &re) {
 		return re.transient()
 	}
-	var le *limitError
-	return !errors.As(err, &le) && !errors.Is(err, errDecode)
+	var ol *overLimitError
+	return !errors.As(err, &ol) && !errors.Is(err, errDecode)
 }
 
 // Backoff returns the wait the server asked for (BackOffMilliseconds or
-// Retry-After), if err carries one.
+// Retry-After), if err carries one, clamped to between 1 second and 15
+// minutes whatever the server said.
 func Backoff(err error) (time.Duration, bool) {
 	var re *ResponseError
 	if errors.As(err, &re) && re.BackOff > 0 {
-		return re.BackOff, true
+		return clampBackoff(re.BackOff), true
 	}
 	return 0, false
 }
 
 // errDecode marks responses that are not the SOAP we expect.
 var errDecode = errors.New("malformed EWS response")
-
-// limitError is returned when a response exceeds Options.MaxResponseBytes.
-type limitError struct{ limit int64 }
-
-func (e *limitError) Error() string {
-	return fmt.Sprintf("EWS response larger than %d bytes", e.limit)
-}

@@ -21,7 +21,7 @@ func (c *Client) GetItemsMIME(ctx context.Context, mailbox string, ids []ItemID)
 	out := make([]MIMEItem, 0, len(ids))
 	for start := 0; start < len(ids); start += getItemBatch {
 		batch := ids[start:min(start+getItemBatch, len(ids))]
-		items, err := c.getItems(ctx, mailbox, batch, true)
+		items, err := c.getItems(ctx, mailbox, batch, true, c.opts.MaxResponseBytes)
 		if err != nil {
 			return nil, fmt.Errorf("get %d items from %s: %w", len(batch), mailbox, err)
 		}
@@ -38,7 +38,7 @@ func (c *Client) GetItemsHeaders(ctx context.Context, mailbox string, ids []Item
 	out := make([]MIMEItem, 0, len(ids))
 	for start := 0; start < len(ids); start += getItemBatch {
 		batch := ids[start:min(start+getItemBatch, len(ids))]
-		items, err := c.getItems(ctx, mailbox, batch, false)
+		items, err := c.getItems(ctx, mailbox, batch, false, c.opts.MaxResponseBytes)
 		if err != nil {
 			return nil, fmt.Errorf("get headers of %d items from %s: %w", len(batch), mailbox, err)
 		}
@@ -47,7 +47,9 @@ func (c *Client) GetItemsHeaders(ctx context.Context, mailbox string, ids []Item
 	return out, nil
 }
 
-func (c *Client) getItems(ctx context.Context, mailbox string, ids []ItemID, mime bool) ([]MIMEItem, error) {
+// getItems sends one GetItem for ids, accepting a response of up to limit
+// bytes.
+func (c *Client) getItems(ctx context.Context, mailbox string, ids []ItemID, mime bool, limit int64) ([]MIMEItem, error) {
 	r := newRequest(c.opts.Version, mailbox)
 	r.open("m:GetItem")
 	r.open("m:ItemShape")
@@ -62,7 +64,7 @@ func (c *Client) getItems(ctx context.Context, mailbox string, ids []ItemID, mim
 	r.close("m:ItemShape")
 	r.itemIDs(ids)
 	r.close("m:GetItem")
-	body, err := c.call(ctx, "GetItem", mailbox, r.bytes())
+	body, err := c.callLimit(ctx, "GetItem", mailbox, r.bytes(), limit)
 	if err != nil {
 		return nil, err
 	}
@@ -98,7 +100,8 @@ func decodeGetItem(body *node, ids []ItemID, mime bool) ([]MIMEItem, error) {
 				out[i].Err = fmt.Errorf("%w: item %d has no MimeContent", errDecode, i)
 				continue
 			}
-			raw, err := base64.StdEncoding.DecodeString(stripSpace(mc.text.String()))
+			raw, err := decodeBase64(mc.text)
+			mc.text = nil // the tree may live on; the encoded copy need not
 			if err != nil {
 				out[i].Err = fmt.Errorf("%w: MimeContent of item %d: %w", errDecode, i, err)
 				continue
@@ -114,18 +117,26 @@ func decodeGetItem(body *node, ids []ItemID, mime bool) ([]MIMEItem, error) {
 	return out, nil
 }
 
-// stripSpace removes the line breaks some servers put into base64 text.
-func stripSpace(s string) string {
-	if !strings.ContainsAny(s, " \t\r\n") {
-		return s
-	}
-	return strings.Map(func(r rune) rune {
-		switch r {
+// decodeBase64 decodes base64 text, ignoring the line breaks some servers
+// put into it. It strips them from b in place (b is not used afterwards),
+// so a large MimeContent costs its decoded size and no second copy.
+func decodeBase64(b []byte) ([]byte, error) {
+	w := 0
+	for _, c := range b {
+		switch c {
 		case ' ', '\t', '\r', '\n':
-			return -1
+		default:
+			b[w] = c
+			w++
 		}
-		return r
-	}, s)
+	}
+	b = b[:w]
+	out := make([]byte, base64.StdEncoding.DecodedLen(len(b)))
+	n, err := base64.StdEncoding.Decode(out, b)
+	if err != nil {
+		return nil, err
+	}
+	return out[:n], nil
 }
 
 // headerBlock turns t:InternetMessageHeaders into an RFC 5322 header

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 const (
@@ -66,6 +68,10 @@ func newFake(t *testing.T, respond func(w http.ResponseWriter, r recorded)) *fak
 
 func (f *fakeEWS) client(opts Options) *Client {
 	opts.URL = f.srv.URL + "/EWS/Exchange.asmx"
+	opts.AllowHTTP = true // the fake is plain http on loopback
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
 	if opts.Token == nil {
 		opts.Token = func(context.Context) (string, error) { return testToken, nil }
 	}
@@ -191,3 +197,11 @@ func writeXML(w http.ResponseWriter, status int, s string) {
 }
 
 func errorsIs(err, target error) bool { return errors.Is(err, target) }
+
+// fastBackoff lowers the 1 s floor of server back-offs for one test, so that
+// retries after ErrorServerBusy take milliseconds.
+func fastBackoff(t *testing.T) {
+	old := minBackoff
+	minBackoff = time.Millisecond
+	t.Cleanup(func() { minBackoff = old })
+}

@@ -1,6 +1,7 @@
 package ews
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -15,10 +16,10 @@ const ewsBlockedFix = "Exchange Online blocks EWS for apps that are not listed i
 	"plan the move to Microsoft Graph (or use IMAP)."
 
 // unauthorized builds the error for HTTP 401 from x-ms-diagnostics
-// ("<code>;reason=\"...\";error_category=\"...\"", PROTOCOLS.md §1.4, §4.4).
-func unauthorized(h http.Header) *ResponseError {
-	diag := h.Get("X-Ms-Diagnostics")
-	d := strings.ToLower(diag)
+// ("<code>;reason=\"...\";error_category=\"...\"", PROTOCOLS.md §1.4, §4.4):
+// raw is the header as sent, diag the same scrubbed for the error.
+func unauthorized(raw, diag string) *ResponseError {
+	d := strings.ToLower(raw)
 	var msg string
 	switch {
 	case strings.HasPrefix(d, "2000008") || strings.Contains(d, "invalid_grant") || strings.Contains(d, "no permissions"):
@@ -64,17 +65,35 @@ func blocked(status int, text, diag string) *ResponseError {
 	return &ResponseError{Class: "HTTP", Code: "EwsBlocked", Message: msg, HTTPStatus: status, Diagnostics: diag}
 }
 
+// Waits the server asks for are clamped to [minBackoff, maxBackoff]: a
+// BackOffMilliseconds of 0 would retry at once, one of 9e12 would wait 285
+// years. minBackoff is a variable for tests.
+var minBackoff = time.Second
+
+const maxBackoff = 15 * time.Minute
+
+// clampBackoff bounds a positive wait; zero or less stays zero (no hint).
+func clampBackoff(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return min(max(d, minBackoff), maxBackoff)
+}
+
 // retryAfter parses a Retry-After header in seconds or as an HTTP date.
 func retryAfter(h http.Header, now time.Time) time.Duration {
 	v := strings.TrimSpace(h.Get("Retry-After"))
 	if v == "" {
 		return 0
 	}
-	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
-		return time.Duration(n) * time.Second
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		if n <= 0 {
+			return 0
+		}
+		return time.Duration(min(n, int64(maxBackoff/time.Second))) * time.Second
 	}
 	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
+		return min(t.Sub(now), maxBackoff)
 	}
 	return 0
 }

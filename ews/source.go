@@ -46,6 +46,14 @@ const (
 	busyMaxWait     = 30 * time.Second
 	busyDefaultWait = time.Second // when the server gives no BackOffMilliseconds
 	syncPageSize    = 512
+	// maxSyncPages bounds the SyncFolderItems pages of one poll: Exchange
+	// folders hold at most about a million items (some 2,000 pages), so a
+	// server that never says IncludesLastItemInRange cannot keep one poll
+	// going for ever. The pages already handled are checkpointed.
+	maxSyncPages = 4096
+	// mimeSlack is what a GetItem response with MIME content holds besides
+	// the base64 of the messages: envelope, ids and properties.
+	mimeSlack = 1 << 20
 )
 
 // Source reads one EWS folder with SyncFolderItems. It implements
@@ -146,7 +154,7 @@ func (s *Source) Poll(ctx context.Context, raw []byte, handle func(context.Conte
 		st.SyncState, mode = "", "all"
 	}
 	syncState := st.SyncState
-	for {
+	for pages := 1; ; pages++ {
 		var res *SyncResult
 		err := s.retryBusy(ctx, func() error {
 			var err error
@@ -162,12 +170,20 @@ func (s *Source) Poll(ctx context.Context, raw []byte, handle func(context.Conte
 		if err != nil {
 			return err
 		}
+		if !res.IncludesLastItemInRange && res.SyncState == syncState {
+			return fmt.Errorf("SyncFolderItems of %s in %s: the server answered with the same SyncState again and says more "+
+				"changes are waiting (IncludesLastItemInRange false): it is not advancing; stopping this poll", s.folder, s.opts.Mailbox)
+		}
 		if err := s.page(ctx, res, mode, handle); err != nil {
 			return err
 		}
 		syncState = res.SyncState
 		if res.IncludesLastItemInRange {
 			return nil
+		}
+		if pages >= maxSyncPages {
+			return fmt.Errorf("SyncFolderItems of %s in %s: %d pages in one poll and the server still says more changes are waiting "+
+				"(IncludesLastItemInRange never true); stopping this poll, the next one goes on from the last checkpoint", s.folder, s.opts.Mailbox, pages)
 		}
 	}
 }
@@ -210,7 +226,11 @@ func (s *Source) page(ctx context.Context, res *SyncResult, mode string, handle 
 }
 
 // fetch downloads one chunk: MIME for messages within the size limit, the
-// header only for larger ones.
+// header only for larger ones. MIME requests are grouped so that a response
+// fits mimeCap; a response that does not fit after all (the sync's sizes
+// were missing or wrong) is asked for again item by item, and an item whose
+// MIME alone is over the cap gets its header only, like a message over
+// MaxMessageBytes.
 func (s *Source) fetch(ctx context.Context, chunk []ItemChange, unreadOnly bool) ([]source.Item, error) {
 	var small, big []ItemID
 	for _, c := range chunk {
@@ -221,33 +241,35 @@ func (s *Source) fetch(ctx context.Context, chunk []ItemChange, unreadOnly bool)
 		}
 	}
 	got := make(map[string]MIMEItem, len(chunk))
-	for _, part := range []struct {
-		ids  []ItemID
-		mime bool
-	}{{small, true}, {big, false}} {
-		if len(part.ids) == 0 {
-			continue
-		}
-		var items []MIMEItem
-		err := s.retryBusy(ctx, func() error {
-			var err error
-			if part.mime {
-				items, err = s.c.GetItemsMIME(ctx, s.opts.Mailbox, part.ids)
-			} else {
-				items, err = s.c.GetItemsHeaders(ctx, s.opts.Mailbox, part.ids)
-			}
-			return err
-		})
-		if err != nil {
+	over := map[string]bool{} // the MIME response of the item alone is over the cap
+	limit := s.mimeCap()
+	for _, group := range s.mimeGroups(chunk, small, limit) {
+		if err := s.getSplit(ctx, group, true, limit, got, over); err != nil {
 			return nil, err
 		}
-		for i, it := range items {
-			got[part.ids[i].ID] = it
+	}
+	for _, c := range chunk {
+		if over[c.ID] {
+			s.log.Warn("the message's MIME content is larger than a response may be; keeping its header only",
+				"item_id", c.ID, "size", c.Size, "max_response_bytes", limit)
+			big = append(big, c.ItemID)
+		}
+	}
+	headersOver := map[string]bool{}
+	if len(big) > 0 {
+		if err := s.getSplit(ctx, big, false, s.c.opts.MaxResponseBytes, got, headersOver); err != nil {
+			return nil, err
 		}
 	}
 	out := make([]source.Item, 0, len(chunk))
 	for _, c := range chunk {
-		m := got[c.ID]
+		m, ok := got[c.ID]
+		switch {
+		case headersOver[c.ID]:
+			m.Err = fmt.Errorf("the headers of item %s alone are over the limits of a response (%d bytes)", c.ID, s.c.opts.MaxResponseBytes)
+		case !ok:
+			m.Err = fmt.Errorf("%w: no GetItem result for item %s", errDecode, c.ID)
+		}
 		if m.Err != nil {
 			if errors.Is(m.Err, ErrItemNotFound) {
 				s.log.Info("item vanished before it could be fetched", "item_id", c.ID)
@@ -265,7 +287,7 @@ func (s *Source) fetch(ctx context.Context, chunk []ItemChange, unreadOnly bool)
 		if it.Received.IsZero() {
 			it.Received = c.Received
 		}
-		if s.tooLarge(c.Size) {
+		if s.tooLarge(c.Size) || over[c.ID] {
 			it.Truncated = true
 		} else if s.tooLarge(it.Size) || s.tooLarge(int64(len(it.Raw))) {
 			// The sync did not report the size: the MIME came whole, keep
@@ -275,6 +297,84 @@ func (s *Source) fetch(ctx context.Context, chunk []ItemChange, unreadOnly bool)
 		out = append(out, it)
 	}
 	return out, nil
+}
+
+// mimeCap is the response cap for GetItem with MIME content: the client's
+// MaxResponseBytes, or more when one message of MaxMessageBytes needs it
+// (base64 makes it 4/3 larger). Memory stays bounded by configuration.
+func (s *Source) mimeCap() int64 {
+	limit := s.c.opts.MaxResponseBytes
+	if m := s.opts.MaxMessageBytes; m > 0 {
+		limit = max(limit, base64Len(m)+mimeSlack)
+	}
+	return limit
+}
+
+// base64Len is the length of n bytes in base64.
+func base64Len(n int64) int64 { return (n + 2) / 3 * 4 }
+
+// mimeGroups splits ids into GetItem requests whose MIME content, by the
+// sizes the sync reported, fits limit together (an item of unknown size
+// counts as nothing; getSplit catches a miss).
+func (s *Source) mimeGroups(chunk []ItemChange, ids []ItemID, limit int64) [][]ItemID {
+	size := make(map[string]int64, len(chunk))
+	for _, c := range chunk {
+		size[c.ID] = max(c.Size, 0)
+	}
+	var groups [][]ItemID
+	var cur []ItemID
+	var sum int64
+	for _, id := range ids {
+		n := base64Len(size[id.ID])
+		if len(cur) > 0 && (sum+n+mimeSlack > limit || len(cur) == getItemBatch) {
+			groups = append(groups, cur)
+			cur, sum = nil, 0
+		}
+		cur = append(cur, id)
+		sum += n
+	}
+	if len(cur) > 0 {
+		groups = append(groups, cur)
+	}
+	return groups
+}
+
+// getSplit fetches ids with one GetItem whose response may be limit bytes
+// long. When the response is over its limits, each item is asked for alone;
+// an item whose own response is over them is marked in over. Results go to
+// got by item id.
+func (s *Source) getSplit(ctx context.Context, ids []ItemID, mime bool, limit int64, got map[string]MIMEItem, over map[string]bool) error {
+	var items []MIMEItem
+	err := s.retryBusy(ctx, func() error {
+		var err error
+		items, err = s.c.getItems(ctx, s.opts.Mailbox, ids, mime, limit)
+		return err
+	})
+	var ol *overLimitError
+	if errors.As(err, &ol) {
+		if len(ids) == 1 {
+			over[ids[0].ID] = true
+			return nil
+		}
+		s.log.Debug("GetItem response over its limit; fetching the items one by one", "items", len(ids), "err", err)
+		for _, id := range ids {
+			if err := s.getSplit(ctx, []ItemID{id}, mime, limit, got, over); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err != nil {
+		what := "get %d items from %s: %w"
+		if !mime {
+			what = "get headers of %d items from %s: %w"
+		}
+		return fmt.Errorf(what, len(ids), s.opts.Mailbox, err)
+	}
+	for i, it := range items {
+		got[ids[i].ID] = it
+	}
+	return nil
 }
 
 func (s *Source) tooLarge(size int64) bool {

@@ -289,6 +289,7 @@ func TestPollVanishedItem(t *testing.T) {
 }
 
 func TestPollServerBusy(t *testing.T) {
+	fastBackoff(t)
 	mb, f := newMailbox(t)
 	mb.busy = 2
 	s := openSource(t, f, SourceOptions{StartFrom: "now"})

@@ -1,7 +1,6 @@
 package ews
 
 import (
-	"bytes"
 	"context"
 	"encoding/xml"
 	"errors"
@@ -53,18 +52,45 @@ func (c *Client) Subscribe(ctx context.Context, mailbox string, folder FolderID)
 // subscribe again.
 var ErrSubscriptionGone = errors.New("streaming subscription expired")
 
+// ErrStreamSilent means a streaming connection was ended because nothing,
+// not even a keep-alive, arrived on it for Options.StreamIdleTimeout.
+var ErrStreamSilent = errors.New("streaming connection silent")
+
 // Stream holds a GetStreamingEvents connection open for at most limit
 // (whole minutes, 1–30, as EWS counts ConnectionTimeout): it calls up once
 // the server has accepted the connection, and notify for every new-mail
 // notification (NewMailEvent, CreatedEvent). It returns nil when the server
 // closes the connection or ctx ends, ErrSubscriptionGone when the server
-// no longer knows the subscription. The connection does not take a slot
-// of MaxInFlight: Exchange limits hanging connections separately (10 per
-// app in Exchange Online).
+// no longer knows the subscription, and an error matching ErrStreamSilent
+// when nothing arrived for Options.StreamIdleTimeout. The connection does
+// not take a slot of MaxInFlight: Exchange limits hanging connections
+// separately (10 per app in Exchange Online).
+//
+// The connection is not bound by the HTTPClient's Timeout, which would cut
+// every stream after it: its deadlines are the connection timeout plus a
+// minute, and StreamIdleTimeout between two reads.
 func (c *Client) Stream(ctx context.Context, mailbox, subscriptionID string, limit time.Duration, up, notify func()) error {
+	if c.err != nil {
+		return c.err
+	}
 	minutes := min(30, max(1, int(limit/time.Minute)))
-	ctx, cancel := context.WithTimeout(ctx, time.Duration(minutes)*time.Minute+time.Minute)
-	defer cancel()
+	ctx, cancelTimeout := context.WithTimeout(ctx, time.Duration(minutes)*time.Minute+time.Minute)
+	defer cancelTimeout()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	idle := c.opts.StreamIdleTimeout
+	timer := time.AfterFunc(idle, func() { cancel(ErrStreamSilent) })
+	defer timer.Stop()
+	ended := func(err error) error {
+		switch {
+		case errors.Is(context.Cause(ctx), ErrStreamSilent):
+			return fmt.Errorf("%w: nothing arrived for %s, not even a keep-alive; the connection is presumed dead", ErrStreamSilent, idle)
+		case ctx.Err() != nil:
+			return nil // ctx ended, or the connection reached its time
+		}
+		return err
+	}
+
 	r := newRequest(c.opts.Version, mailbox)
 	r.open("m:GetStreamingEvents")
 	r.open("m:SubscriptionIds")
@@ -72,39 +98,35 @@ func (c *Client) Stream(ctx context.Context, mailbox, subscriptionID string, lim
 	r.close("m:SubscriptionIds")
 	r.elem("m:ConnectionTimeout", strconv.Itoa(minutes))
 	r.close("m:GetStreamingEvents")
+	if c.opts.Token == nil {
+		return errors.New("ews: Options.Token is nil")
+	}
 	tok, err := c.opts.Token(ctx)
 	if err != nil {
-		return fmt.Errorf("get token: %w", err)
+		return ended(fmt.Errorf("get token: %w", err))
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.opts.URL, bytes.NewReader(r.bytes()))
+	resp, err := c.post(ctx, c.stream, mailbox, tok, r.bytes())
 	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "text/xml; charset=utf-8")
-	req.Header.Set("Authorization", "Bearer "+tok)
-	req.Header.Set("X-AnchorMailbox", mailbox)
-	resp, err := c.opts.HTTPClient.Do(req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return err
+		return ended(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		_, err := c.response(resp, data)
-		return err
+		_, err := c.response(resp, tok, &cappedReader{r: resp.Body, left: 1 << 20, limit: 1 << 20})
+		return ended(err)
 	}
 	// The body is a stream of SOAP envelopes: notifications, keep-alives
-	// (ConnectionStatus OK) and finally ConnectionStatus Closed.
-	dec := xml.NewDecoder(io.LimitReader(resp.Body, c.opts.MaxResponseBytes))
+	// (ConnectionStatus OK) and finally ConnectionStatus Closed. Every read
+	// that brings bytes pushes the inactivity deadline back.
+	body := &activeReader{r: resp.Body, timer: timer, idle: idle}
+	dec := xml.NewDecoder(&tagLimiter{r: io.LimitReader(body, c.opts.MaxResponseBytes), max: maxTagBytes})
 	var inCode, inStatus, isUp bool
 	for {
 		tok, err := dec.Token()
 		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-				strings.Contains(err.Error(), "unexpected EOF") {
+			if err := ended(err); err == nil || errors.Is(err, ErrStreamSilent) {
+				return err
+			}
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || strings.Contains(err.Error(), "unexpected EOF") {
 				return nil
 			}
 			return fmt.Errorf("read streaming events: %w", err)
@@ -136,6 +158,21 @@ func (c *Client) Stream(ctx context.Context, mailbox, subscriptionID string, lim
 	}
 }
 
+// activeReader pushes an inactivity timer back whenever bytes arrive.
+type activeReader struct {
+	r     io.Reader
+	timer *time.Timer
+	idle  time.Duration
+}
+
+func (a *activeReader) Read(p []byte) (int, error) {
+	n, err := a.r.Read(p)
+	if n > 0 {
+		a.timer.Reset(a.idle)
+	}
+	return n, err
+}
+
 // streamLimit is how long one streaming connection is held open; the
 // source opens the next one when it ends.
 const streamLimit = 30 * time.Minute
@@ -144,12 +181,19 @@ const streamLimit = 30 * time.Minute
 // connection; after it the source polls for a round. A variable for tests.
 var streamUpTimeout = time.Minute
 
+// streamMinLife: a streaming connection that ends sooner after it was up
+// counts as a failure, and the source waits the poll interval before the
+// next one, so that a server closing every connection at once does not
+// get a connection and a sync in a tight loop. A variable for tests.
+var streamMinLife = 30 * time.Second
+
 // stream is a Source's open GetStreamingEvents connection, owned by one
 // goroutine that Close stops.
 type stream struct {
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the connection has ended
 	err    error         // why it ended; read after done
+	upAt   time.Time     // when the server accepted it
 }
 
 // Wait implements source.Waiter with EWS streaming notifications:
@@ -188,8 +232,15 @@ func (s *Source) Wait(ctx context.Context, limit time.Duration) error {
 	case <-s.newMail:
 		return nil
 	case <-s.stream.done: // the connection ended: a notification may be lost
-		err := s.stream.err
+		err, lived := s.stream.err, time.Since(s.stream.upAt)
 		s.stream = nil
+		if errors.Is(err, ErrStreamSilent) && lived >= streamMinLife {
+			s.log.Info("streaming connection went silent; reconnecting", "err", err)
+			err = nil
+		}
+		if err == nil && lived < streamMinLife {
+			err = fmt.Errorf("streaming connection ended %s after it was up", lived.Round(time.Millisecond))
+		}
 		if err != nil {
 			return s.streamFailed(ctx, limit, err)
 		}
@@ -220,6 +271,7 @@ func (s *Source) openStream(ctx context.Context) (*stream, error) {
 	defer timeout.Stop()
 	select {
 	case <-up:
+		st.upAt = time.Now()
 		return st, nil
 	case <-timeout.C:
 		cancel()
