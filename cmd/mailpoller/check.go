@@ -12,6 +12,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/mailpoller/mailpoller/auth"
 	"github.com/mailpoller/mailpoller/config"
 	"github.com/mailpoller/mailpoller/ews"
@@ -259,25 +261,37 @@ func checkEWSMailbox(ctx context.Context, c *ews.Client, mb config.Mailbox) chec
 }
 
 // checkNATS connects to the configured NATS (a running embedded server
-// included) and checks the stream, buckets and max payload.
+// included, with the credentials file in its store) and checks the stream,
+// buckets and max payload.
 func checkNATS(ctx context.Context, cfg *config.Config, timeout time.Duration) checkRow {
 	nc := cfg.NATS
-	target := nc.URL
-	if nc.URL == "" {
-		target = "embedded " + nc.Embedded.Listen
-		if strings.HasSuffix(nc.Embedded.Listen, ":0") || strings.HasSuffix(nc.Embedded.Listen, ":-1") {
-			return checkRow{Check: "nats", Target: target, OK: true, Detail: "embedded server on a free port, store " + nc.Embedded.StoreDir}
-		}
-		nc.URL = "nats://" + nc.Embedded.Listen // a running daemon's embedded server
-	}
 	cctx, cancel := context.WithTimeout(ctx, min(timeout, 10*time.Second))
 	defer cancel()
-	conn, err := publish.Connect(cctx, nc, slog.New(slog.DiscardHandler))
-	if err != nil {
-		if cfg.NATS.URL == "" {
-			return checkRow{Check: "nats", Target: target, OK: true, Detail: "no server running there yet; `run` starts it with store " + nc.Embedded.StoreDir}
+	var conn *publish.Conn
+	var err error
+	target := nc.URL
+	if nc.URL == "" {
+		e := nc.Embedded
+		target = "embedded " + e.Listen
+		switch {
+		case strings.EqualFold(e.Listen, publish.ListenNone):
+			return checkRow{Check: "nats", Target: target, OK: true, Detail: "embedded server without a port (in-process only), store " + e.StoreDir}
+		case strings.HasSuffix(e.Listen, ":0") || strings.HasSuffix(e.Listen, ":-1"):
+			return checkRow{Check: "nats", Target: target, OK: true, Detail: "embedded server on a free port, store " + e.StoreDir}
 		}
-		return checkRow{Check: "nats", Target: target, Cause: err.Error(), Fix: "check nats.url, credentials and tls"}
+		conn, err = publish.ConnectEmbedded(cctx, nc, slog.New(slog.DiscardHandler)) // a running daemon's embedded server
+		if errors.Is(err, publish.ErrNoCredentials) || errors.Is(err, nats.ErrNoServers) {
+			return checkRow{Check: "nats", Target: target, OK: true, Detail: "no server running there yet; `run` starts it with store " + e.StoreDir}
+		}
+		if err != nil {
+			return checkRow{Check: "nats", Target: target, Cause: err.Error(),
+				Fix: "is another program on nats.embedded.listen? the embedded server admits the NKey in " + publish.CredentialsPath(e.StoreDir)}
+		}
+	} else {
+		conn, err = publish.Connect(cctx, nc, slog.New(slog.DiscardHandler))
+		if err != nil {
+			return checkRow{Check: "nats", Target: target, Cause: err.Error(), Fix: "check nats.url, credentials and tls"}
+		}
 	}
 	defer conn.Close()
 	return checkRow{Check: "nats", Target: target, OK: true, Detail: fmt.Sprintf("stream %s, KV %s, object store %s, max payload %d bytes",

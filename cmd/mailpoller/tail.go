@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,6 +20,13 @@ import (
 )
 
 func cmdTail(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return runTail(ctx, args, stdout, stderr)
+}
+
+// runTail is `mailpoller tail` until ctx ends.
+func runTail(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs, path := flags("tail", stderr, "config file (for the NATS settings)")
 	url := fs.String("url", "", "NATS URL (default: from the config; the embedded server's listen address when nats.url is empty)")
 	asJSON := fs.Bool("json", false, "print whole events as JSON, one per line")
@@ -35,17 +43,31 @@ func cmdTail(args []string, stdout, stderr io.Writer) int {
 	if fs.NArg() > 0 {
 		subject = fs.Arg(0)
 	}
-	u := *url
-	if u == "" {
-		u = cfg.NATS.URL
-	}
-	if u == "" {
-		u = "nats://" + cfg.NATS.Embedded.Listen
-	}
 	opts, err := publish.ClientOptions(cfg.NATS, slog.New(slog.NewTextHandler(stderr, nil)))
 	if err != nil {
 		fmt.Fprintln(stderr, "mailpoller tail:", err)
 		return 1
+	}
+	u := *url
+	if u == "" {
+		u = cfg.NATS.URL
+	}
+	if cfg.NATS.URL == "" {
+		// The embedded server of a running `mailpoller run`: log in with
+		// the credentials in its store directory.
+		var login nats.Option
+		if u == "" {
+			u, login, err = publish.EmbeddedClient(cfg.NATS.Embedded)
+		} else if login, err = publish.EmbeddedCredentials(cfg.NATS.Embedded.StoreDir); errors.Is(err, publish.ErrNoCredentials) {
+			err = nil // -url names some other server
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "mailpoller tail: %v (is `mailpoller run` with the embedded server running on this store?)\n", err)
+			return 1
+		}
+		if login != nil {
+			opts = append(opts, login)
+		}
 	}
 	nc, err := nats.Connect(u, append(opts, nats.RetryOnFailedConnect(false))...)
 	if err != nil {
@@ -53,8 +75,6 @@ func cmdTail(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer nc.Close()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	return tail(ctx, nc, cfg.NATS.Stream, subject, *all, *asJSON, stdout, stderr)
 }
 
