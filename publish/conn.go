@@ -46,10 +46,11 @@ type Conn struct {
 	writingMu sync.Mutex
 	writing   map[string]chan struct{} // blob keys being written, closed when done
 
-	restarting atomic.Bool // the embedded server's JetStream is being restarted: heal nothing
-	healMu     sync.Mutex  // one heal at a time; guards lastHeal and leaseTTL
-	lastHeal   time.Time
-	leaseTTL   time.Duration // of the lease bucket, once Leases made it
+	restarting  atomic.Bool // the embedded server's JetStream is being restarted: heal nothing
+	healMu      sync.Mutex  // one heal at a time; guards the fields below and replicas after Connect
+	lastHeal    time.Time
+	healFailing bool          // the last heal could not reach the stream
+	leaseTTL    time.Duration // of the lease bucket, once Leases made it
 }
 
 // Connect connects to cfg.URL, or starts an embedded JetStream server when
@@ -66,7 +67,7 @@ func Connect(ctx context.Context, cfg config.NATS, log *slog.Logger) (*Conn, err
 	if log == nil {
 		log = slog.Default()
 	}
-	c := newConnState(cfg, log)
+	c := blankConn(cfg, log)
 	url := cfg.URL
 	var extra []nats.Option
 	if url == "" {
@@ -120,7 +121,7 @@ func ConnectEmbedded(ctx context.Context, cfg config.NATS, log *slog.Logger) (*C
 	if err != nil {
 		return nil, err
 	}
-	c := newConnState(cfg, log)
+	c := blankConn(cfg, log)
 	if err := c.connect(ctx, cfg, url, opt, nats.RetryOnFailedConnect(false)); err != nil {
 		c.Close()
 		return nil, err
@@ -153,7 +154,8 @@ func EmbeddedClient(e config.Embedded) (string, nats.Option, error) {
 	return "nats://" + listen, opt, nil
 }
 
-func newConnState(cfg config.NATS, log *slog.Logger) *Conn {
+// blankConn is a Conn with the config's names, not connected yet.
+func blankConn(cfg config.NATS, log *slog.Logger) *Conn {
 	c := &Conn{log: log, stream: cfg.Stream, prefix: cfg.SubjectPrefix}
 	if c.stream == "" {
 		c.stream = "MAIL"

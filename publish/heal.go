@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -44,9 +45,16 @@ func (c *Conn) heal(ctx context.Context, err error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if err := c.ensureStream(ctx); err != nil {
-		c.log.Warn("stream missing and could not be recreated", "stream", c.stream, "err", err)
+		// Warned once while it lasts: JetStream may be away for long.
+		level := slog.LevelWarn
+		if c.healFailing {
+			level = slog.LevelDebug
+		}
+		c.healFailing = true
+		c.log.Log(ctx, level, "stream missing and could not be recreated", "stream", c.stream, "err", err)
 		return // JetStream is not answering: the buckets would fail alike
 	}
+	c.healFailing = false
 	kvs := []jetstream.KeyValueConfig{stateConfig(c.replicas)}
 	if c.leaseTTL > 0 {
 		kvs = append(kvs, leaseConfig(c.replicas, c.leaseTTL))

@@ -140,3 +140,22 @@ func TestEmbeddedRecoversAfterDiskFull(t *testing.T) {
 }
 
 func uid(n int) string { return "1:" + strconv.Itoa(n) }
+
+// TestStorageFailureLines: the nats-server v2.15 lines that mean JetStream
+// must be restarted, and lines that do not.
+func TestStorageFailureLines(t *testing.T) {
+	for line, want := range map[string]bool{
+		"Filestore [MAIL] Critical write error: write /data/1.blk: no space left on device":             true,
+		"JetStream stream '$G > MAIL' critical write error: write /data/1.blk: no space left on device": true,
+		"JetStream out of file resources, will be DISABLED":                                             true,
+		"JetStream out of space, will be DISABLED":                                                      true,
+		"Filesystem permission denied while writing msg, disabling JetStream: open /data: denied":       true,
+		"Ignoring non-write error: unexpected EOF":                                                      false,
+		"127.0.0.1:38842 - cid:15 - authentication error":                                               false,
+		"JetStream failed to store a msg on stream '$G > MAIL': maximum messages exceeded":              false,
+	} {
+		if got := storageFailure(line); got != want {
+			t.Errorf("storageFailure(%q) = %v, want %v", line, got, want)
+		}
+	}
+}
