@@ -46,15 +46,17 @@ const (
 	busyMaxWait     = 30 * time.Second
 	busyDefaultWait = time.Second // when the server gives no BackOffMilliseconds
 	syncPageSize    = 512
-	// maxSyncPages bounds the SyncFolderItems pages of one poll: Exchange
-	// folders hold at most about a million items (some 2,000 pages), so a
-	// server that never says IncludesLastItemInRange cannot keep one poll
-	// going for ever. The pages already handled are checkpointed.
-	maxSyncPages = 4096
 	// mimeSlack is what a GetItem response with MIME content holds besides
 	// the base64 of the messages: envelope, ids and properties.
 	mimeSlack = 1 << 20
 )
+
+// maxSyncPages bounds the SyncFolderItems pages of one poll: Exchange
+// folders hold at most about a million items (some 2,000 pages), so a
+// server that never says IncludesLastItemInRange cannot keep one poll
+// going for ever. The pages already handled are checkpointed. A variable
+// for tests.
+var maxSyncPages = 4096
 
 // Source reads one EWS folder with SyncFolderItems. It implements
 // source.Source and is not safe for concurrent use.
