@@ -98,6 +98,7 @@ type Account struct {
 	Cloud              string       `yaml:"cloud"`                // public | usgov | china; default public
 	Authority          string       `yaml:"authority"`            // explicit authority URL, overrides cloud
 	Server             string       `yaml:"server"`               // host:port (imap) or URL (ews)
+	InsecureHTTP       bool         `yaml:"insecure_http"`        // tests only: allow http:// authority and EWS server on loopback
 	TLS                TLS          `yaml:"tls"`
 	Mailbox            string       `yaml:"mailbox"`
 	AdditionalUsers    []MailboxRef `yaml:"additional_users"`

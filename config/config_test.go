@@ -41,7 +41,7 @@ func TestParseFull(t *testing.T) {
 	if sup.ClientSecret != "full-yaml-secret-V3ry-D1stinct" || !sup.TLS.InsecureSkipVerify || sup.Server != "imap.example.net:1993" {
 		t.Errorf("support account = %+v", *sup)
 	}
-	if sales.ClientSecret != "fuzz-file-secret-QX7" || sales.Server != DefaultEWSServer || sales.Protocol != "ews" {
+	if sales.ClientSecret != "fuzz-file-secret-QX7" || sales.Server != DefaultEWSServer || sales.Protocol != "ews" || !sales.InsecureHTTP || sup.InsecureHTTP {
 		t.Errorf("sales account: secret from file %v, server %q, protocol %q", sales.ClientSecret == "fuzz-file-secret-QX7", sales.Server, sales.Protocol)
 	}
 	if ops.Certificate == nil || ops.Certificate.CertFile != "testdata/app.pem" || ops.Server != DefaultIMAPServer || ops.Protocol != "imap" {
@@ -335,5 +335,14 @@ func TestNoSecretsInOutput(t *testing.T) {
 	}
 	if !strings.Contains(buf.String(), "credential=client_secret") {
 		t.Errorf("log lacks the credential kind:\n%s", buf.String())
+	}
+}
+
+// TestInsecureHTTPOptIn: with insecure_http, plain http to loopback is
+// accepted for the authority and the EWS server.
+func TestInsecureHTTPOptIn(t *testing.T) {
+	c := mustParse(t, base("    protocol: ews", "    authority: http://127.0.0.1:8080", "    server: http://localhost:9/EWS/Exchange.asmx", "    insecure_http: true"), nil)
+	if a := c.Accounts[0]; !a.InsecureHTTP || a.AuthorityURL() != "http://127.0.0.1:8080" || a.Server != "http://localhost:9/EWS/Exchange.asmx" {
+		t.Errorf("account = %+v", a)
 	}
 }

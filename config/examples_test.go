@@ -15,7 +15,7 @@ var exampleEnv = map[string]string{"SUPPORT_CLIENT_SECRET": "example-secret"}
 
 func demoEnv() map[string]string {
 	return map[string]string{
-		"MAILPOLLER_DEMO_AUTHORITY": "http://127.0.0.1:40001",
+		"MAILPOLLER_DEMO_AUTHORITY": "https://127.0.0.1:40001",
 		"MAILPOLLER_DEMO_IMAP":      "127.0.0.1:40002",
 		"MAILPOLLER_DEMO_CA":        "testdata/ca.pem",
 		"MAILPOLLER_DEMO_EWS":       "https://127.0.0.1:40001/EWS/Exchange.asmx",
@@ -60,7 +60,7 @@ func TestDemoLoads(t *testing.T) {
 	a := c.Accounts[0]
 	if a.Name != "demo" || a.Protocol != "imap" || a.TenantID != "11111111-1111-1111-1111-111111111111" ||
 		a.ClientID != "22222222-2222-2222-2222-222222222222" || a.ClientSecret != "demo-secret" ||
-		a.AuthorityURL() != "http://127.0.0.1:40001" || a.Server != "127.0.0.1:40002" || a.TLS.CAFile != "testdata/ca.pem" {
+		a.AuthorityURL() != "https://127.0.0.1:40001" || a.Server != "127.0.0.1:40002" || a.TLS.CAFile != "testdata/ca.pem" {
 		t.Errorf("demo account = %+v", a)
 	}
 	var addrs []string

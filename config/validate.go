@@ -69,13 +69,15 @@ func (d *decoder) hostPort(key, v, fix string, allowNeg bool) {
 	}
 }
 
-// httpURL checks an http(s) URL with a host. URLs are not echoed: they may
-// carry credentials.
-func (d *decoder) httpURL(key, v, fix string) {
+// httpURL checks an http(s) URL with a host and reports whether it is one.
+// URLs are not echoed: they may carry credentials.
+func (d *decoder) httpURL(key, v, fix string) bool {
 	u, err := url.Parse(v)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		d.at(key, "not an http:// or https:// URL", fix)
+		return false
 	}
+	return true
 }
 
 func (d *decoder) validate(c *Config) {

@@ -2,7 +2,9 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"net/mail"
+	"net/url"
 	"strconv"
 	"strings"
 )
@@ -31,7 +33,10 @@ func (d *decoder) validateAccount(a *Account, p string) {
 	}
 	d.validateCredential(a, p)
 	if a.Authority != "" {
-		d.httpURL(p+".authority", a.Authority, "write the identity platform's base URL, e.g. https://login.microsoftonline.com, or remove it and set cloud")
+		const fix = "write the identity platform's base URL, e.g. https://login.microsoftonline.com, or remove it and set cloud"
+		if d.httpURL(p+".authority", a.Authority, fix) {
+			d.plainHTTP(a, p, p+".authority", a.Authority, "the client secret or assertion")
+		}
 	} else {
 		d.oneOf(p+".cloud", a.Cloud, "public", "usgov", "china")
 	}
@@ -39,7 +44,9 @@ func (d *decoder) validateAccount(a *Account, p string) {
 	case "imap":
 		d.hostPort(p+".server", a.Server, "write host:port of the IMAP server, e.g. outlook.office365.com:993", false)
 	case "ews":
-		d.httpURL(p+".server", a.Server, "write the EWS endpoint URL, e.g. https://outlook.office365.com/EWS/Exchange.asmx")
+		if d.httpURL(p+".server", a.Server, "write the EWS endpoint URL, e.g. https://outlook.office365.com/EWS/Exchange.asmx") {
+			d.plainHTTP(a, p, p+".server", a.Server, "the bearer token")
+		}
 	}
 	if a.TLS.CAFile != "" {
 		d.caFile(p+".tls.ca_file", a.TLS.CAFile)
@@ -60,6 +67,32 @@ func (d *decoder) validateAccount(a *Account, p string) {
 		}
 		d.validateOptions(r.Options, rp)
 	}
+}
+
+// plainHTTP refuses an http:// URL at key unless the account sets
+// insecure_http, and even then unless its host is loopback: what would
+// cross the network in the clear is named in carries.
+func (d *decoder) plainHTTP(a *Account, p, key, v, carries string) {
+	u, err := url.Parse(v)
+	if err != nil || u.Scheme != "http" {
+		return
+	}
+	switch {
+	case !isLoopback(u.Hostname()):
+		d.at(key, "plain http to a host that is not loopback would send "+carries+" unencrypted",
+			"use https:// (insecure_http allows http only to 127.0.0.1, ::1 or localhost, for tests)")
+	case !a.InsecureHTTP:
+		d.at(key, "plain http would send "+carries+" unencrypted",
+			"use https://; only for a test server on this machine, set insecure_http: true on the account ("+p+".insecure_http)")
+	}
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // refKey is the key path of an additional_users entry's address: the entry
