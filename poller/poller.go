@@ -441,12 +441,15 @@ func (t *tokens) ewsClient(a *config.Account, hc *http.Client, ts *auth.Source) 
 	}
 	c := ews.NewClient(ews.Options{
 		URL:        a.Server,
+		AllowHTTP:  a.InsecureHTTP,
 		HTTPClient: hc,
 		Token: func(ctx context.Context) (string, error) {
 			tok, err := ts.Token(ctx)
 			return tok.Value, err
 		},
-		Logger: t.log.With("account", a.Name),
+		// A 401 drops the refused token once, so the next request gets a new one.
+		OnUnauthorized: func(tok string) { ts.Invalidate(auth.Token{Value: tok}) },
+		Logger:         t.log.With("account", a.Name),
 	})
 	t.ews[ts] = c
 	return c
@@ -471,6 +474,7 @@ func (t *tokens) source(a *config.Account, hc *http.Client) (*auth.Source, error
 	}
 	s, err := auth.New(auth.Credentials{
 		Authority:          a.AuthorityURL(),
+		AllowHTTP:          a.InsecureHTTP,
 		TenantID:           a.TenantID,
 		ClientID:           a.ClientID,
 		ClientSecret:       a.ClientSecret,

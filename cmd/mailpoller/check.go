@@ -120,7 +120,7 @@ func checkAccount(ctx context.Context, cfg *config.Config, a *config.Account, ti
 	if a.Certificate != nil {
 		certFile, keyFile = a.Certificate.CertFile, a.Certificate.KeyFile
 	}
-	ts, err := auth.New(auth.Credentials{Authority: a.AuthorityURL(), TenantID: a.TenantID, ClientID: a.ClientID,
+	ts, err := auth.New(auth.Credentials{Authority: a.AuthorityURL(), AllowHTTP: a.InsecureHTTP, TenantID: a.TenantID, ClientID: a.ClientID,
 		ClientSecret: a.ClientSecret, CertFile: certFile, KeyFile: keyFile, FederatedTokenFile: a.FederatedTokenFile}, &auth.Options{HTTPClient: hc})
 	if err != nil {
 		return []checkRow{{Check: "credentials", Target: target, Cause: err.Error(), Fix: poller.Fix(err)}}
@@ -167,10 +167,10 @@ func checkAccount(ctx context.Context, cfg *config.Config, a *config.Account, ti
 	}
 	var ewsClient *ews.Client
 	if a.Protocol == "ews" {
-		ewsClient = ews.NewClient(ews.Options{URL: a.Server, HTTPClient: hc, Token: func(ctx context.Context) (string, error) {
+		ewsClient = ews.NewClient(ews.Options{URL: a.Server, AllowHTTP: a.InsecureHTTP, HTTPClient: hc, Token: func(ctx context.Context) (string, error) {
 			t, err := ts.Token(ctx)
 			return t.Value, err
-		}})
+		}, OnUnauthorized: func(tok string) { ts.Invalidate(auth.Token{Value: tok}) }})
 	}
 	for _, mb := range cfg.Mailboxes() {
 		if mb.Account != a {
