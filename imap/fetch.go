@@ -257,7 +257,7 @@ func readLiteral(lit goimap.LiteralReader, allowance int64) (body, error) {
 	if err != nil {
 		return body{}, err
 	}
-	if _, err := io.Copy(io.Discard, lit); err != nil {
+	if err := discard(lit); err != nil {
 		return body{}, err
 	}
 	head := buf[:n]
@@ -267,4 +267,20 @@ func readLiteral(lit goimap.LiteralReader, allowance int64) (body, error) {
 		head = head[:i+2]
 	}
 	return body{raw: bytes.Clone(head), size: size, truncated: true}, nil
+}
+
+// discard reads r to its end through one small buffer (io.Copy to
+// io.Discard takes its buffers from a sync.Pool, which may allocate one
+// per call).
+func discard(r io.Reader) error {
+	buf := make([]byte, 32<<10)
+	for {
+		_, err := r.Read(buf)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
 }
