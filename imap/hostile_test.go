@@ -11,8 +11,8 @@ import (
 	"os"
 	"runtime"
 	"runtime/metrics"
-	"sync/atomic"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -315,7 +315,9 @@ func TestShortLivedToken(t *testing.T) {
 	srv.Deliver(t, "INBOX", mail(1))
 	ctx := testContext(t)
 	o := options(srv)
-	o.Token = func(context.Context) (string, time.Time, error) { return testToken, time.Now().Add(60 * time.Second), nil }
+	o.Token = func(context.Context) (string, time.Time, error) {
+		return testToken, time.Now().Add(60 * time.Second), nil
+	}
 	src := open(t, ctx, o)
 	items, st, err := poll(ctx, src, nil)
 	if err != nil || len(items) != 1 {
