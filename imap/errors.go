@@ -3,6 +3,7 @@ package imap
 import (
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
 	"strconv"
 	"strings"
@@ -30,8 +31,9 @@ var ErrNotConnected = errors.New("server says user is authenticated but not conn
 // Backoff is the server's suggestion clamped to [MinBackoff, MaxBackoff]:
 // 0 would make a login storm, 1e20 overflows a duration.
 type ThrottledError struct {
-	Backoff time.Duration
-	Text    string // the server's text, scrubbed of credentials
+	Backoff   time.Duration
+	Suggested string // what the server suggested, e.g. "300ms"
+	Text      string // the server's text, scrubbed of credentials
 }
 
 // The range a server's suggested backoff is clamped to.
@@ -41,19 +43,26 @@ const (
 )
 
 func (e *ThrottledError) Error() string {
-	return fmt.Sprintf("server throttled the request, suggested backoff %s", e.Backoff)
+	if e.Suggested == "" || e.Suggested == e.Backoff.String() {
+		return fmt.Sprintf("server throttled the request, suggested backoff %s", e.Backoff)
+	}
+	return fmt.Sprintf("server throttled the request, suggested backoff %s, waiting %s", e.Suggested, e.Backoff)
 }
 
 var backoffRE = regexp.MustCompile(`(?i)Suggested Backoff Time:\s*(\d+)\s*milliseconds`)
 
-// suggestedBackoff parses the digits of a throttling reply into a wait in
+// throttled parses the milliseconds of a throttling reply into a wait in
 // [MinBackoff, MaxBackoff], whatever their size.
-func suggestedBackoff(digits string) time.Duration {
+func throttled(digits, text string) *ThrottledError {
+	e := &ThrottledError{Backoff: MaxBackoff, Suggested: digits + "ms", Text: text}
 	ms, err := strconv.ParseUint(digits, 10, 64)
-	if err != nil || ms > uint64(MaxBackoff/time.Millisecond) {
-		return MaxBackoff
+	if err == nil && ms <= uint64(math.MaxInt64/time.Millisecond) {
+		e.Suggested = (time.Duration(ms) * time.Millisecond).String()
 	}
-	return max(time.Duration(ms)*time.Millisecond, MinBackoff)
+	if err == nil && ms <= uint64(MaxBackoff/time.Millisecond) {
+		e.Backoff = max(time.Duration(ms)*time.Millisecond, MinBackoff)
+	}
+	return e
 }
 
 // classify turns server replies into the package's typed errors. Server
@@ -70,7 +79,7 @@ func classify(err error) error {
 	}
 	text := redact.Secrets(ie.Text)
 	if m := backoffRE.FindStringSubmatch(ie.Text); m != nil {
-		return &ThrottledError{Backoff: suggestedBackoff(m[1]), Text: text}
+		return throttled(m[1], text)
 	}
 	if strings.Contains(strings.ToLower(ie.Text), "authenticated but not connected") {
 		return fmt.Errorf("%w: %s", ErrNotConnected, text)
