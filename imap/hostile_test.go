@@ -330,6 +330,32 @@ func TestShortLivedToken(t *testing.T) {
 	}
 }
 
+// One connection polls again and again as mail arrives: its checkpoints
+// pass the UIDNEXT it saw at SELECT, and that is no reason to replay.
+func TestNewMailOnOneConnection(t *testing.T) {
+	srv := hostile.Start(t, hostile.Options{})
+	ctx := testContext(t)
+	var logs logtest.Buffer
+	o := options(srv)
+	o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	src := open(t, ctx, o)
+	_, st, err := poll(ctx, src, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 3; i++ {
+		srv.Deliver(t, "INBOX", mail(i))
+		var items []source.Item
+		items, st, err = poll(ctx, src, st)
+		if err != nil || len(items) != 1 || subjects(items)[0] != fmt.Sprintf("message %d", i) {
+			t.Fatalf("Poll %d = %v, %v; want message %d alone", i, subjects(items), err, i)
+		}
+	}
+	if strings.Contains(logs.String(), "level=WARN") {
+		t.Errorf("warnings for an honest server: %s", logs.String())
+	}
+}
+
 func wantTimeout(t *testing.T, err error, overall bool) {
 	t.Helper()
 	var te *imap.TimeoutError

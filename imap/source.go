@@ -407,6 +407,11 @@ func (s *Source) Poll(ctx context.Context, raw []byte, handle func(context.Conte
 		}
 	}
 	slices.Sort(uids)
+	if n := len(uids); n > 0 && uids[n-1] >= s.uidNext && uids[n-1] < math.MaxUint32 {
+		// UIDNEXT moves on while the connection lives: keep it current, or
+		// the checkpoints this connection makes would look beyond it.
+		s.uidNext = uids[n-1] + 1
+	}
 	if err := s.fetchAll(ctx, uids, handle); err != nil {
 		return err
 	}
