@@ -477,32 +477,42 @@ func TestStreamSilentEnds(t *testing.T) {
 }
 
 // TestStreamClosedAtOnceNoTightLoop: a server that ends every streaming
-// connection as soon as it is up gets about one connection per poll
-// interval, not a connection and a sync in a tight loop.
+// connection as soon as it is up, or forgets every subscription, gets
+// about one connection per poll interval, not a connection and a sync in a
+// tight loop.
 func TestStreamClosedAtOnceNoTightLoop(t *testing.T) {
-	var streams atomic.Int32
-	f := newFake(t, func(w http.ResponseWriter, r recorded) {
-		switch r.op {
-		case "GetFolder":
-			serveFile(t, "getfolder.xml")(w, r)
-		case "Subscribe":
-			writeXML(w, 200, responseOf("Subscribe", okMessage("Subscribe", "<m:SubscriptionId>sub-1</m:SubscriptionId>")))
-		case "GetStreamingEvents":
-			streams.Add(1)
-			writeXML(w, 200, envelopeOf(`<m:GetStreamingEventsResponse XMLNS><m:ResponseMessages>`+
-				okMessage("GetStreamingEvents", `<m:ConnectionStatus>OK</m:ConnectionStatus>`)+`</m:ResponseMessages></m:GetStreamingEventsResponse>`))
-		}
-	})
-	s := openSource(t, f, SourceOptions{})
-	const interval = 100 * time.Millisecond
-	waits := 0
-	for start := time.Now(); time.Since(start) < time.Second; waits++ {
-		if err := s.Wait(context.Background(), interval); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if n := streams.Load(); n > 15 {
-		t.Errorf("%d streaming connections in 1 s with a 100 ms poll interval (%d waits), want at most 15", n, waits)
+	for _, forget := range []bool{false, true} {
+		t.Run(map[bool]string{false: "closed at once", true: "subscription always gone"}[forget], func(t *testing.T) {
+			var streams atomic.Int32
+			f := newFake(t, func(w http.ResponseWriter, r recorded) {
+				switch r.op {
+				case "GetFolder":
+					serveFile(t, "getfolder.xml")(w, r)
+				case "Subscribe":
+					writeXML(w, 200, responseOf("Subscribe", okMessage("Subscribe", "<m:SubscriptionId>sub-1</m:SubscriptionId>")))
+				case "GetStreamingEvents":
+					streams.Add(1)
+					msg := okMessage("GetStreamingEvents", `<m:ConnectionStatus>OK</m:ConnectionStatus>`)
+					if forget {
+						msg = errMessage("GetStreamingEvents", "ErrorSubscriptionNotFound")
+					}
+					writeXML(w, 200, envelopeOf(`<m:GetStreamingEventsResponse XMLNS><m:ResponseMessages>`+msg+`</m:ResponseMessages></m:GetStreamingEventsResponse>`))
+				}
+			})
+			s := openSource(t, f, SourceOptions{})
+			const interval = 100 * time.Millisecond
+			waits := 0
+			for start := time.Now(); time.Since(start) < time.Second; waits++ {
+				if err := s.Wait(context.Background(), interval); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if n := streams.Load(); n > 20 || n < 2 {
+				t.Errorf("%d streaming connections in 1 s with a 100 ms poll interval (%d waits), want 2 to 20", n, waits)
+			} else {
+				t.Logf("%d streaming connections, %d waits in 1 s", n, waits)
+			}
+		})
 	}
 }
 

@@ -68,6 +68,7 @@ type Source struct {
 	log     *slog.Logger
 	subID   string        // streaming subscription, "" before Subscribe
 	noPush  bool          // streaming refused: wait the poll interval instead
+	churn   int           // streaming connections that ended early, or subscriptions lost, in a row
 	stream  *stream       // the open streaming connection, if any
 	newMail chan struct{} // a notification came since the last Wait
 }

@@ -181,11 +181,18 @@ const streamLimit = 30 * time.Minute
 // connection; after it the source polls for a round. A variable for tests.
 var streamUpTimeout = time.Minute
 
-// streamMinLife: a streaming connection that ends sooner after it was up
-// counts as a failure, and the source waits the poll interval before the
-// next one, so that a server closing every connection at once does not
-// get a connection and a sync in a tight loop. A variable for tests.
-var streamMinLife = 30 * time.Second
+// streamMinLife and maxChurn: a streaming connection that ends sooner than
+// streamMinLife after it was up, or a subscription the server forgets, is
+// churn. A little is normal (Exchange expires a subscription: the
+// connection ends, the next one is told the subscription is gone); from
+// the maxChurn-th in a row on, the source waits the poll interval before
+// the next connection, so that a server closing every connection at once
+// does not get a connection and a sync in a tight loop. A connection that
+// lives streamMinLife ends the run. Variables for tests.
+var (
+	streamMinLife = 30 * time.Second
+	maxChurn      = 3
+)
 
 // stream is a Source's open GetStreamingEvents connection, owned by one
 // goroutine that Close stops.
@@ -234,12 +241,17 @@ func (s *Source) Wait(ctx context.Context, limit time.Duration) error {
 	case <-s.stream.done: // the connection ended: a notification may be lost
 		err, lived := s.stream.err, time.Since(s.stream.upAt)
 		s.stream = nil
-		if errors.Is(err, ErrStreamSilent) && lived >= streamMinLife {
+		if lived >= streamMinLife {
+			s.churn = 0
+		} else {
+			s.churn++
+		}
+		if errors.Is(err, ErrStreamSilent) {
 			s.log.Info("streaming connection went silent; reconnecting", "err", err)
 			err = nil
 		}
-		if err == nil && lived < streamMinLife {
-			err = fmt.Errorf("streaming connection ended %s after it was up", lived.Round(time.Millisecond))
+		if err == nil && s.churn >= maxChurn {
+			err = fmt.Errorf("streaming connections end within %s of being up (%d in a row)", streamMinLife, s.churn)
 		}
 		if err != nil {
 			return s.streamFailed(ctx, limit, err)
@@ -302,7 +314,11 @@ func (s *Source) streamFailed(ctx context.Context, limit time.Duration, err erro
 	}
 	if errors.Is(err, ErrSubscriptionGone) {
 		s.subID = ""
-		return nil // subscribe again, then sync
+		if s.churn++; s.churn < maxChurn {
+			return nil // subscribe again, then sync
+		}
+		s.log.Debug("streaming subscriptions keep vanishing; polling this round", "churn", s.churn)
+		return sleep(ctx, limit)
 	}
 	s.log.Debug("streaming connection failed; polling this round", "err", err)
 	return sleep(ctx, limit)
