@@ -186,7 +186,9 @@ func (w *worker) open(ctx context.Context) (source.Source, error) {
 	if err != nil {
 		return nil, source.Permanent(err)
 	}
-	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: tc.Clone(), Proxy: http.ProxyFromEnvironment}}
+	// Two minutes: a GetItem answer carries up to max_message_bytes of
+	// base64 MIME. EWS streaming makes its own client without this bound.
+	hc := &http.Client{Timeout: 2 * time.Minute, Transport: &http.Transport{TLSClientConfig: tc.Clone(), Proxy: http.ProxyFromEnvironment}}
 	ts, err := w.tokens.source(a, hc)
 	if err != nil {
 		return nil, source.Permanent(err)
