@@ -21,6 +21,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
 	"math/big"
 	"net"
@@ -52,6 +53,8 @@ type Server struct {
 	Addr string
 	// CAPool trusts the server's certificate.
 	CAPool *x509.CertPool
+	// CAPEM is the same certificate in PEM, for a config's tls.ca_file.
+	CAPEM []byte
 	// Mailbox is the user the server accepts.
 	Mailbox string
 
@@ -87,6 +90,7 @@ func Start(t testing.TB, opts Options) *Server {
 		t.Fatalf("hostile: certificate: %v", err)
 	}
 	s.CAPool = pool
+	s.CAPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]})
 	if s.backend, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
 		t.Fatalf("hostile: listen: %v", err)
 	}
