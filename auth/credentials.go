@@ -5,9 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/url"
 	"strings"
+
+	"github.com/mailpoller/mailpoller/internal/httpsafe"
 )
 
 const redacted = "[redacted]"
@@ -186,7 +187,7 @@ func checkAuthority(a string, allowHTTP bool) error {
 		return nil
 	case "http":
 		switch {
-		case !isLoopback(u.Hostname()):
+		case !httpsafe.IsLoopback(u.Hostname()):
 			return fmt.Errorf("authority %q uses plain http to a non-loopback host: use https", a)
 		case !allowHTTP:
 			return fmt.Errorf("authority %q uses plain http, which would send the credential unencrypted: use https "+
@@ -195,14 +196,6 @@ func checkAuthority(a string, allowHTTP bool) error {
 		return nil
 	}
 	return fmt.Errorf("authority %q must use https", a)
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // isTenantName reports whether s looks like a GUID or a DNS name, so it is

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mailpoller/mailpoller/internal/httpsafe"
 )
 
 // DefaultRefreshBefore is how long before expiry a cached token is replaced.
@@ -92,7 +94,7 @@ func New(c Credentials, opts *Options) (*Source, error) {
 	if s.hc == nil {
 		s.hc = &http.Client{Timeout: requestTimeout}
 	}
-	s.hc = noRedirects(s.hc)
+	s.hc = httpsafe.NoRedirects(s.hc)
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -203,15 +205,6 @@ func (s *Source) Invalidate(tok Token) {
 		s.rejected = tok.Value
 		s.log.Debug("token invalidated", "tenant", s.creds.TenantID, "client_id", s.creds.ClientID)
 	}
-}
-
-// noRedirects returns a copy of hc that returns a redirect response instead
-// of following it: a token request carries the credential, which must go
-// nowhere but the configured authority.
-func noRedirects(hc *http.Client) *http.Client {
-	c := *hc
-	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return &c
 }
 
 // Requests returns how many token requests this Source has sent.

@@ -2,11 +2,12 @@ package config
 
 import (
 	"fmt"
-	"net"
 	"net/mail"
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/mailpoller/mailpoller/internal/httpsafe"
 )
 
 func (d *decoder) validateAccount(a *Account, p string) {
@@ -78,21 +79,13 @@ func (d *decoder) plainHTTP(a *Account, p, key, v, carries string) {
 		return
 	}
 	switch {
-	case !isLoopback(u.Hostname()):
+	case !httpsafe.IsLoopback(u.Hostname()):
 		d.at(key, "plain http to a host that is not loopback would send "+carries+" unencrypted",
 			"use https:// (insecure_http allows http only to 127.0.0.1, ::1 or localhost, for tests)")
 	case !a.InsecureHTTP:
 		d.at(key, "plain http would send "+carries+" unencrypted",
 			"use https://; only for a test server on this machine, set insecure_http: true on the account ("+p+".insecure_http)")
 	}
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // refKey is the key path of an additional_users entry's address: the entry

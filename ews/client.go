@@ -7,13 +7,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/mailpoller/mailpoller/internal/httpsafe"
 	"github.com/mailpoller/mailpoller/internal/redact"
 	"github.com/mailpoller/mailpoller/source"
 )
@@ -125,14 +125,12 @@ func NewClient(opts Options) *Client {
 // derive returns the clients for ordinary requests and for streaming: copies
 // of hc that refuse redirects, the first with a Timeout.
 func derive(hc *http.Client) (plain, stream *http.Client) {
-	refuse := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	p, s := *hc, *hc
-	p.CheckRedirect, s.CheckRedirect = refuse, refuse
-	if p.Timeout <= 0 {
-		p.Timeout = DefaultRequestTimeout
+	plain, stream = httpsafe.NoRedirects(hc), httpsafe.NoRedirects(hc)
+	if plain.Timeout <= 0 {
+		plain.Timeout = DefaultRequestTimeout
 	}
-	s.Timeout = 0
-	return &p, &s
+	stream.Timeout = 0
+	return plain, stream
 }
 
 // checkURL refuses URLs that would send the token in the clear.
@@ -146,21 +144,13 @@ func checkURL(raw string, allowHTTP bool) error {
 		return nil
 	case u.Scheme != "http":
 		return source.Permanent(fmt.Errorf("ews: server %s must use https", host))
-	case !isLoopback(u.Hostname()):
+	case !httpsafe.IsLoopback(u.Hostname()):
 		return source.Permanent(fmt.Errorf("ews: server %s uses plain http to a non-loopback host, which would send the bearer token unencrypted: use https", host))
 	case !allowHTTP:
 		return source.Permanent(fmt.Errorf("ews: server %s uses plain http, which would send the bearer token unencrypted: use https "+
 			"(for a test server on this machine only, set insecure_http: true on the account)", host))
 	}
 	return nil
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // hostOf is scheme://host of a URL, for logs and errors.

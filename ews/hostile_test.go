@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,21 +17,11 @@ import (
 	"time"
 
 	"github.com/mailpoller/mailpoller/internal/logtest"
+	"github.com/mailpoller/mailpoller/internal/memtest"
 	"github.com/mailpoller/mailpoller/source"
 )
 
 // Tests against EWS servers that misbehave on purpose, each in one way.
-
-// allocated runs f and returns the bytes the process allocated meanwhile
-// (the in-process server's included).
-func allocated(f func()) uint64 {
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	f()
-	runtime.ReadMemStats(&after)
-	return after.TotalAlloc - before.TotalAlloc
-}
 
 // streamBody answers with head, then chunk repeated until total bytes
 // are sent or the client hangs up, then tail.
@@ -82,7 +71,7 @@ func TestHostileMarkupIsCheap(t *testing.T) {
 			}
 			f := newFake(t, streamBody(head, tc.chunk, folderTail, total))
 			var err error
-			n := allocated(func() {
+			n := memtest.Allocated(func() {
 				_, err = f.client(Options{}).GetFolder(context.Background(), testMailbox, FolderID{Distinguished: "inbox"})
 			})
 			if err == nil || !strings.Contains(err.Error(), tc.want) || IsTransient(err) {
@@ -184,7 +173,7 @@ func TestBigMIMEBatchedToFit(t *testing.T) {
 		t.Fatal(err)
 	}
 	var batches []source.Batch
-	n := allocated(func() { batches, err = collect(t, s, nil) })
+	n := memtest.Allocated(func() { batches, err = collect(t, s, nil) })
 	if err != nil {
 		t.Fatalf("Poll() = %v, want every message", err)
 	}
@@ -527,7 +516,7 @@ func TestMIMEDecodeCost(t *testing.T) {
 	c := f.client(Options{MaxResponseBytes: 8 << 20})
 	var items []MIMEItem
 	var err error
-	n := allocated(func() { items, err = c.GetItemsMIME(context.Background(), testMailbox, []ItemID{{ID: "big"}}) })
+	n := memtest.Allocated(func() { items, err = c.GetItemsMIME(context.Background(), testMailbox, []ItemID{{ID: "big"}}) })
 	if err != nil || len(items) != 1 || !bytes.Equal(items[0].MIME, raw) {
 		t.Fatalf("GetItemsMIME() = %v", err)
 	}

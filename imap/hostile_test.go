@@ -21,6 +21,7 @@ import (
 	"github.com/mailpoller/mailpoller/imap"
 	"github.com/mailpoller/mailpoller/internal/hostile"
 	"github.com/mailpoller/mailpoller/internal/logtest"
+	"github.com/mailpoller/mailpoller/internal/memtest"
 	"github.com/mailpoller/mailpoller/source"
 )
 
@@ -89,17 +90,6 @@ func subjects(items []source.Item) []string {
 	return out
 }
 
-// allocated runs f and returns the bytes allocated meanwhile, by the whole
-// process (the hostile server included).
-func allocated(f func()) uint64 {
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	f()
-	runtime.ReadMemStats(&after)
-	return after.TotalAlloc - before.TotalAlloc
-}
-
 // peakHeap runs f and returns how far the live heap rose above where it
 // was, sampled every half millisecond.
 func peakHeap(f func()) uint64 {
@@ -142,7 +132,7 @@ func TestHugeLiteralAnnouncement(t *testing.T) {
 	src := open(t, ctx, options(srv))
 	srv.Misbehave(hostile.Faults{BodyLiteral: func(int64) int64 { return 999999999999 }})
 	var err error
-	n := allocated(func() { _, _, err = poll(ctx, src, nil) })
+	n := memtest.Allocated(func() { _, _, err = poll(ctx, src, nil) })
 	if !errors.Is(err, imap.ErrServerLimit) {
 		t.Fatalf("Poll = %v, want ErrServerLimit", err)
 	}

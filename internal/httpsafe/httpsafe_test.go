@@ -1,0 +1,40 @@
+package httpsafe_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/mailpoller/mailpoller/internal/httpsafe"
+)
+
+func TestIsLoopback(t *testing.T) {
+	for host, want := range map[string]bool{"localhost": true, "LOCALHOST": true, "127.0.0.1": true, "127.9.9.9": true, "::1": true,
+		"10.0.0.1": false, "example.com": false, "localhost.example.com": false, "": false} {
+		if got := httpsafe.IsLoopback(host); got != want {
+			t.Errorf("IsLoopback(%q) = %v, want %v", host, got, want)
+		}
+	}
+}
+
+func TestNoRedirects(t *testing.T) {
+	caught := 0
+	catcher := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { caught++ }))
+	defer catcher.Close()
+	redirector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, catcher.URL, http.StatusTemporaryRedirect)
+	}))
+	defer redirector.Close()
+	orig := &http.Client{}
+	resp, err := httpsafe.NoRedirects(orig).Get(redirector.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTemporaryRedirect || caught != 0 {
+		t.Errorf("status %d, catcher saw %d requests; want 307 and 0", resp.StatusCode, caught)
+	}
+	if orig.CheckRedirect != nil {
+		t.Error("NoRedirects changed the caller's client")
+	}
+}
