@@ -81,7 +81,7 @@ func TestEWSOperationsAndFaults(t *testing.T) {
 	if d, ok := ews.Backoff(err); !errors.Is(err, ews.ErrServerBusy) || !ok || d != 1500*time.Millisecond {
 		t.Fatalf("busy: %v (backoff %v)", err, d)
 	}
-	s.EWSUnavailable(box, 1)
+	s.EWS().Unavailable(box, 1)
 	if _, err = c.GetFolder(ctx, box, inbox); !ews.IsTransient(err) {
 		t.Fatalf("503: %v, want transient", err)
 	}

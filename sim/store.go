@@ -13,9 +13,9 @@ import (
 
 // Errors of the store.
 var (
-	ErrNoMailbox = errors.New("no such mailbox")
-	ErrNoFolder  = errors.New("no such folder")
-	ErrExists    = errors.New("folder exists")
+	errNoMailbox = errors.New("no such mailbox")
+	errNoFolder  = errors.New("no such folder")
+	errExists    = errors.New("folder exists")
 )
 
 // Store holds the simulator's mailboxes. Both protocol sides (IMAP, and
@@ -91,8 +91,8 @@ type Message struct {
 // Seen reports whether the \Seen flag is set.
 func (m *Message) Seen() bool { return slices.Contains(m.Flags, `\Seen`) }
 
-// NewStore returns an empty store.
-func NewStore() *Store {
+// newStore returns an empty store.
+func newStore() *Store {
 	return &Store{boxes: map[string]*mailbox{}, uidBase: uint32(time.Now().Unix() & 0x7fffffff)}
 }
 
@@ -140,11 +140,11 @@ func (s *Store) HasMailbox(address string) bool {
 func (s *Store) folderLocked(address, name string) (*folder, error) {
 	mb, ok := s.boxes[strings.ToLower(address)]
 	if !ok {
-		return nil, fmt.Errorf("%w: %s", ErrNoMailbox, address)
+		return nil, fmt.Errorf("%w: %s", errNoMailbox, address)
 	}
 	f, ok := mb.folders[folderKey(name)]
 	if !ok {
-		return nil, fmt.Errorf("%w: %s in %s", ErrNoFolder, name, address)
+		return nil, fmt.Errorf("%w: %s in %s", errNoFolder, name, address)
 	}
 	return f, nil
 }
@@ -155,10 +155,10 @@ func (s *Store) CreateFolder(address, name string) error {
 	defer s.mu.Unlock()
 	mb, ok := s.boxes[strings.ToLower(address)]
 	if !ok {
-		return fmt.Errorf("%w: %s", ErrNoMailbox, address)
+		return fmt.Errorf("%w: %s", errNoMailbox, address)
 	}
 	if _, ok := mb.folders[folderKey(name)]; ok {
-		return fmt.Errorf("%w: %s", ErrExists, name)
+		return fmt.Errorf("%w: %s", errExists, name)
 	}
 	s.newFolderLocked(mb, name)
 	return nil
@@ -256,24 +256,6 @@ func (f *folder) infoLocked() FolderInfo {
 		}
 	}
 	return fi
-}
-
-// ResetUIDValidity gives a folder a new UIDVALIDITY and renumbers its
-// messages, as a server does after a mailbox move or restore.
-func (s *Store) ResetUIDValidity(address, name string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	f, err := s.folderLocked(address, name)
-	if err != nil {
-		return err
-	}
-	s.uidBase++
-	f.uidValidity = s.uidBase
-	for i, m := range f.msgs {
-		m.UID = uint32(i + 1)
-	}
-	f.uidNext = uint32(len(f.msgs) + 1)
-	return nil
 }
 
 // watch registers a channel signalled on every delivery to the folder.

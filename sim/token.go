@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -30,35 +31,86 @@ type Claims struct {
 	Expiry   time.Time `json:"-"`
 }
 
-// exchangeResource is the audience of Exchange Online tokens.
-const exchangeResource = "https://outlook.office365.com"
+// The resources the token endpoint issues tokens for; each is the
+// audience of its tokens and its scope is the resource + "/.default".
+const (
+	exchangeResource = "https://outlook.office365.com"
+	graphResource    = "https://graph.microsoft.com"
+)
+
+// resourceRoles maps each resource of the simulated tenants to the roles
+// an app holds on it.
+var resourceRoles = map[string]func(*App) []string{
+	exchangeResource: func(a *App) []string { return a.Roles },
+	graphResource:    func(a *App) []string { return a.GraphRoles },
+}
+
+// tokenLifetime is that of every issued token: Entra's expires_in.
+const tokenLifetime = 3599 * time.Second
 
 var b64 = base64.RawURLEncoding
 
-// issue makes a JWT-shaped token signed with the simulator's key.
-func (s *Sim) issue(app *App) (string, Claims) {
+// errAudience is Verify's error for a token issued for another resource.
+var errAudience = errors.New("token issued for another audience")
+
+// TokenFault is an error the token endpoint answers instead of a token.
+// Status ≥ 500 answers a bare HTTP error; otherwise an Entra JSON error.
+type TokenFault struct {
+	ClientID string `json:"client_id"` // only this app's requests; "" for any
+	Status   int    `json:"status"`
+	AADSTS   int    `json:"aadsts"`
+	Error    string `json:"error"`
+	Text     string `json:"text"`
+}
+
+// TokenServer plays Entra ID's token endpoint (client-credentials flow
+// with a secret or a certificate assertion), issuing JWT-shaped app-only
+// tokens signed with its own key whose aud is the requested resource and
+// whose roles are the app's on that resource. Its methods are safe for
+// concurrent use.
+type TokenServer struct {
+	dir *directory
+	key []byte
+
+	mu       sync.Mutex
+	requests map[string]int // client id → token requests
+	issued   []string       // every access token handed out
+	faults   []TokenFault   // answered, one each, to the next requests
+}
+
+func newTokenServer(dir *directory) *TokenServer {
+	t := &TokenServer{dir: dir, key: make([]byte, 32), requests: map[string]int{}}
+	rand.Read(t.key)
+	return t
+}
+
+// issue makes a JWT-shaped token for app on resource, signed with the
+// server's key.
+func (t *TokenServer) issue(app *App, resource string, roles []string) (string, Claims) {
 	now := time.Now()
 	c := Claims{
-		Audience: exchangeResource, Issuer: "https://sts.windows.net/" + app.Tenant + "/",
-		Tenant: app.Tenant, AppID: app.ClientID, ObjectID: app.objectID, Roles: app.Roles,
-		IssuedAt: now.Unix(), NotBef: now.Unix(), Exp: now.Add(s.tokenLifetime).Unix(), Version: "1.0",
+		Audience: resource, Issuer: "https://sts.windows.net/" + app.Tenant + "/",
+		Tenant: app.Tenant, AppID: app.ClientID, ObjectID: app.objectID, Roles: roles,
+		IssuedAt: now.Unix(), NotBef: now.Unix(), Exp: now.Add(tokenLifetime).Unix(), Version: "1.0",
 	}
 	header := b64.EncodeToString([]byte(`{"typ":"JWT","alg":"HS256"}`))
 	payload, _ := json.Marshal(c)
 	unsigned := header + "." + b64.EncodeToString(payload)
-	mac := hmac.New(sha256.New, s.key)
+	mac := hmac.New(sha256.New, t.key)
 	mac.Write([]byte(unsigned))
 	c.Expiry = time.Unix(c.Exp, 0)
 	return unsigned + "." + b64.EncodeToString(mac.Sum(nil)), c
 }
 
-// verify checks a token's signature, audience and lifetime.
-func (s *Sim) verify(token string) (*Claims, error) {
+// Verify checks that the server issued token, that it has not expired and
+// that its aud is audience (a trailing slash aside). A token for another
+// audience returns its claims with an error.
+func (t *TokenServer) Verify(token, audience string) (*Claims, error) {
 	parts := strings.Split(token, ".")
 	if len(parts) != 3 {
 		return nil, errors.New("not a JWT")
 	}
-	mac := hmac.New(sha256.New, s.key)
+	mac := hmac.New(sha256.New, t.key)
 	mac.Write([]byte(parts[0] + "." + parts[1]))
 	sig, err := b64.DecodeString(parts[2])
 	if err != nil || !hmac.Equal(sig, mac.Sum(nil)) {
@@ -66,40 +118,53 @@ func (s *Sim) verify(token string) (*Claims, error) {
 	}
 	payload, err := b64.DecodeString(parts[1])
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("token payload: %w", err)
 	}
 	var c Claims
 	if err := json.Unmarshal(payload, &c); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("token payload: %w", err)
 	}
 	c.Expiry = time.Unix(c.Exp, 0)
 	if time.Now().After(c.Expiry) {
 		return nil, errors.New("token expired")
 	}
-	if strings.TrimSuffix(c.Audience, "/") != exchangeResource {
-		return nil, fmt.Errorf("audience %s is not Exchange Online", c.Audience)
+	if !strings.EqualFold(strings.TrimSuffix(c.Audience, "/"), audience) {
+		return &c, fmt.Errorf("%w: %s, not %s", errAudience, c.Audience, audience)
 	}
 	return &c, nil
 }
 
-// Verify checks a token the simulator issued (for test harnesses such as
-// an introspection endpoint in front of another IMAP server).
-func (s *Sim) Verify(token string) (*Claims, error) { return s.verify(token) }
+// Fail makes the next n token requests answer f.
+func (t *TokenServer) Fail(f TokenFault, n int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for range n {
+		t.faults = append(t.faults, f)
+	}
+}
 
-// allowed reports whether the token's app holds role and may open mailbox.
-func (s *Sim) allowed(c *Claims, role, mailbox string) bool {
-	if c == nil || !slices.Contains(c.Roles, role) {
-		return false
+// Leaked returns the first part of a token the server issued that text
+// contains (any of its three dot-separated parts, each as long as a hash),
+// or "" if none: for tests that assert tokens stay out of logs, errors and
+// output.
+func (t *TokenServer) Leaked(text string) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, tok := range t.issued {
+		for _, part := range strings.Split(tok, ".") {
+			if len(part) >= 16 && strings.Contains(text, part) {
+				return part
+			}
+		}
 	}
-	app := s.app(c.AppID)
-	if app == nil || app.Tenant != c.Tenant {
-		return false
-	}
-	mailbox = strings.ToLower(mailbox)
-	if !s.store.HasMailbox(mailbox) || s.tenantOf(mailbox) != app.Tenant {
-		return false
-	}
-	return slices.ContainsFunc(app.Mailboxes, func(m string) bool { return m == "*" || strings.EqualFold(m, mailbox) })
+	return ""
+}
+
+// Requests counts the token requests an app made.
+func (t *TokenServer) Requests(clientID string) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.requests[clientID]
 }
 
 // tokenError is Entra's error response body.
@@ -133,64 +198,82 @@ func writeTokenError(w http.ResponseWriter, status int, code int, errName, text 
 	json.NewEncoder(w).Encode(te)
 }
 
-// handleToken is POST /{tenant}/oauth2/v2.0/token (client credentials).
-func (s *Sim) handleToken(w http.ResponseWriter, r *http.Request) {
+// takeFault counts a request of clientID and removes and returns the
+// first injected fault meant for it, if any.
+func (t *TokenServer) takeFault(clientID string) *TokenFault {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.requests[clientID]++
+	for i, f := range t.faults {
+		if f.ClientID == "" || strings.EqualFold(f.ClientID, clientID) {
+			t.faults = slices.Delete(t.faults, i, i+1)
+			return &f
+		}
+	}
+	return nil
+}
+
+// scopeResource returns the one resource a client-credentials scope
+// names, or the Entra error for the scope.
+func scopeResource(scope, tenant string) (resource string, code int, errName, text string) {
+	fields := strings.Fields(scope)
+	switch {
+	case len(fields) == 0:
+		return "", 900144, "invalid_request", "The request body must contain the following parameter: 'scope'."
+	case len(fields) == 1 && !strings.HasSuffix(fields[0], "/.default"):
+		return "", 1002012, "invalid_scope", fmt.Sprintf("The provided value for scope %s is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).", scope)
+	}
+	var resources []string
+	for _, f := range fields {
+		r, ok := strings.CutSuffix(f, "/.default")
+		if !ok {
+			return "", 70011, "invalid_scope", fmt.Sprintf("The provided value for the input parameter 'scope' is not valid. One or more scopes in '%s' are not compatible with each other.", scope)
+		}
+		if r = strings.ToLower(strings.TrimSuffix(r, "/")); !slices.Contains(resources, r) {
+			resources = append(resources, r)
+		}
+	}
+	if len(resources) > 1 {
+		return "", 700022, "invalid_scope", fmt.Sprintf("The provided value for the input parameter scope is not valid because it contains more than one resource. Scope %s is not valid.", scope)
+	}
+	if resourceRoles[resources[0]] == nil {
+		return "", 500011, "invalid_resource", fmt.Sprintf("The resource principal named %s was not found in the tenant named %s. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant.", strings.TrimSuffix(fields[0], "/.default"), tenant)
+	}
+	return resources[0], 0, "", ""
+}
+
+// ServeHTTP is POST /{tenant}/oauth2/v2.0/token (client credentials).
+func (t *TokenServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	tenant := r.PathValue("tenant")
-	r.ParseForm()
-	s.mu.Lock()
-	delay := s.faults.tokenDelay
-	var injected *TokenFault
-	for i, f := range s.faults.token {
-		if f.ClientID == "" || strings.EqualFold(f.ClientID, r.PostForm.Get("client_id")) {
-			injected = &f
-			s.faults.token = slices.Delete(s.faults.token, i, i+1)
-			break
-		}
-	}
-	s.mu.Unlock()
-	if delay > 0 {
-		select {
-		case <-time.After(delay):
-		case <-r.Context().Done():
-			return
-		}
-	}
 	if err := r.ParseForm(); err != nil {
 		writeTokenError(w, 400, 900144, "invalid_request", "The request body must contain the following parameter: 'grant_type'.")
 		return
 	}
 	clientID := r.PostForm.Get("client_id")
-	s.mu.Lock()
-	s.tokenRequests[clientID]++
-	s.mu.Unlock()
-	if injected != nil {
-		if injected.Status >= 500 {
-			http.Error(w, "Service Unavailable", injected.Status)
+	if f := t.takeFault(clientID); f != nil {
+		if f.Status >= 500 {
+			http.Error(w, "Service Unavailable", f.Status)
 			return
 		}
-		writeTokenError(w, max(injected.Status, 400), injected.AADSTS, injected.Error, injected.Text)
+		writeTokenError(w, max(f.Status, 400), f.AADSTS, f.Error, f.Text)
 		return
 	}
 	if r.PostForm.Get("grant_type") != "client_credentials" {
 		writeTokenError(w, 400, 900144, "invalid_request", "The request body must contain the following parameter: 'grant_type'.")
 		return
 	}
-	if !s.hasTenant(tenant) {
+	if t.dir.tenantID(tenant) == "" {
 		writeTokenError(w, 400, 90002, "invalid_request", fmt.Sprintf("Tenant '%s' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.", tenant))
 		return
 	}
-	app := s.app(clientID)
-	if app == nil || app.Tenant != s.tenantID(tenant) {
+	app := t.dir.app(clientID)
+	if app == nil || app.Tenant != t.dir.tenantID(tenant) {
 		writeTokenError(w, 400, 700016, "unauthorized_client", fmt.Sprintf("Application with identifier '%s' was not found in the directory '%s'.", clientID, tenant))
 		return
 	}
-	scope := r.PostForm.Get("scope")
-	if !strings.HasSuffix(scope, "/.default") {
-		writeTokenError(w, 400, 1002012, "invalid_scope", fmt.Sprintf("The provided value for scope %s is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).", scope))
-		return
-	}
-	if strings.TrimSuffix(scope, "/.default") != exchangeResource {
-		writeTokenError(w, 400, 500011, "invalid_resource", fmt.Sprintf("The resource principal named %s was not found in the tenant named %s.", strings.TrimSuffix(scope, "/.default"), tenant))
+	resource, code, errName, text := scopeResource(r.PostForm.Get("scope"), tenant)
+	if code != 0 {
+		writeTokenError(w, 400, code, errName, text)
 		return
 	}
 	switch {
@@ -200,47 +283,23 @@ func (s *Sim) handleToken(w http.ResponseWriter, r *http.Request) {
 			writeTokenError(w, 401, code, "invalid_client", text)
 			return
 		}
-	case r.PostForm.Get("client_assertion") == "" && r.PostForm.Get("client_secret") == "":
+	case r.PostForm.Get("client_secret") == "":
 		writeTokenError(w, 401, 7000218, "invalid_client", "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.")
 		return
-	case r.PostForm.Get("client_assertion") == "" && r.PostForm.Get("client_secret") != app.Secret:
+	case r.PostForm.Get("client_secret") != app.Secret:
 		writeTokenError(w, 401, 7000215, "invalid_client", "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '"+clientID+"'.")
 		return
-	case r.PostForm.Get("client_assertion") == "" && app.SecretExpired:
+	case app.SecretExpired:
 		writeTokenError(w, 401, 7000222, "invalid_client", "The provided client secret keys for app '"+clientID+"' are expired.")
 		return
 	}
-	tok, c := s.issue(app)
-	s.mu.Lock()
-	s.issued = append(s.issued, tok)
-	s.mu.Unlock()
+	tok, c := t.issue(app, resource, resourceRoles[resource](app))
+	t.mu.Lock()
+	t.issued = append(t.issued, tok)
+	t.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store, no-cache")
 	json.NewEncoder(w).Encode(map[string]any{
 		"token_type": "Bearer", "expires_in": int(time.Until(c.Expiry).Seconds()), "ext_expires_in": int(time.Until(c.Expiry).Seconds()), "access_token": tok,
 	})
-}
-
-// LeakedToken returns the first part of a token the simulator issued that
-// text contains (any of its three dot-separated parts, each as long as a
-// hash), or "" if none: for tests that assert tokens stay out of logs,
-// errors and output.
-func (s *Sim) LeakedToken(text string) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, tok := range s.issued {
-		for _, part := range strings.Split(tok, ".") {
-			if len(part) >= 16 && strings.Contains(text, part) {
-				return part
-			}
-		}
-	}
-	return ""
-}
-
-// TokenRequests counts the token requests an app made.
-func (s *Sim) TokenRequests(clientID string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.tokenRequests[clientID]
 }
