@@ -101,3 +101,51 @@ func TestEWSOperationsAndFaults(t *testing.T) {
 		t.Fatalf("blocked app: %v", err)
 	}
 }
+
+// TestEWSRefusesGraphToken posts a valid GetFolder request with a Graph
+// token of an app that holds full_access_as_app: Exchange answers 401
+// with the wrong-audience diagnostics, and the same request with an
+// Exchange token succeeds.
+func TestEWSRefusesGraphToken(t *testing.T) {
+	seed := &Seed{
+		Tenants: []Tenant{{ID: tenant, Domain: "contoso.test"}},
+		Apps: []App{{Tenant: tenant, ClientID: app1, Secret: "secret-1", Roles: []string{"full_access_as_app"},
+			GraphRoles: []string{"Mail.ReadWrite", "full_access_as_app"}, Mailboxes: []string{"*"}}},
+		Mailboxes: []MailboxSeed{{Address: "support@contoso.test", Generate: 1}},
+	}
+	s, err := Start(context.Background(), seed, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const getFolder = `<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" ` +
+		`xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types" xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages">` +
+		`<soap:Header><t:RequestServerVersion Version="Exchange2016"/><t:ExchangeImpersonation><t:ConnectingSID>` +
+		`<t:PrimarySmtpAddress>support@contoso.test</t:PrimarySmtpAddress></t:ConnectingSID></t:ExchangeImpersonation></soap:Header>` +
+		`<soap:Body><m:GetFolder><m:FolderShape><t:BaseShape>Default</t:BaseShape></m:FolderShape>` +
+		`<m:FolderIds><t:DistinguishedFolderId Id="inbox"/></m:FolderIds></m:GetFolder></soap:Body></soap:Envelope>`
+	post := func(scope string) *http.Response {
+		_, b := token(t, s, tenant, app1, "secret-1", scope)
+		tok, _ := b["access_token"].(string)
+		if tok == "" {
+			t.Fatalf("no token for %s: %v", scope, b)
+		}
+		req, _ := http.NewRequest("POST", s.Endpoints().EWS, strings.NewReader(getFolder))
+		req.Header.Set("Content-Type", "text/xml; charset=utf-8")
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := client(s).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	resp := post(graphScope)
+	want := `2000003;reason="The audience claim value is invalid 'https://graph.microsoft.com'.";error_category="invalid_resource"`
+	if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("x-ms-diagnostics") != want {
+		t.Fatalf("Graph token: %d, x-ms-diagnostics %q; want 401, %q", resp.StatusCode, resp.Header.Get("x-ms-diagnostics"), want)
+	}
+	if resp := post(scope); resp.StatusCode != http.StatusOK {
+		t.Fatalf("Exchange token: %d, want 200", resp.StatusCode)
+	}
+}

@@ -19,7 +19,7 @@ import (
 
 const (
 	tenant = "11111111-1111-1111-1111-111111111111"
-	app1   = "22222222-2222-2222-2222-222222222222" // IMAP role, all mailboxes
+	app1   = "22222222-2222-2222-2222-222222222222" // IMAP role (and Graph's Mail.ReadWrite), all mailboxes
 	app2   = "33333333-3333-3333-3333-333333333333" // no roles (consent missing)
 	app3   = "44444444-4444-4444-4444-444444444444" // IMAP role, only support@
 )
@@ -29,7 +29,7 @@ func start(t *testing.T, opts *Options) *Sim {
 	seed := &Seed{
 		Tenants: []Tenant{{ID: tenant, Domain: "contoso.test"}},
 		Apps: []App{
-			{Tenant: tenant, ClientID: app1, Secret: "secret-1", Roles: []string{"IMAP.AccessAsApp"}, Mailboxes: []string{"*"}},
+			{Tenant: tenant, ClientID: app1, Secret: "secret-1", Roles: []string{"IMAP.AccessAsApp"}, GraphRoles: []string{"Mail.ReadWrite"}, Mailboxes: []string{"*"}},
 			{Tenant: tenant, ClientID: app2, Secret: "secret-2"},
 			{Tenant: tenant, ClientID: app3, Secret: "secret-3", Roles: []string{"IMAP.AccessAsApp"}, Mailboxes: []string{"support@contoso.test"}},
 		},
@@ -300,5 +300,16 @@ func TestLoadSeed(t *testing.T) {
 	billing, _ := s.Store().Messages("billing@contoso.test", "INBOX")
 	if len(support) != 5 || len(billing) == 0 || len(s.Store().Folders("support@contoso.test")) != 2 {
 		t.Fatalf("seeded %d + %d messages, folders %v", len(support), len(billing), s.Store().Folders("support@contoso.test"))
+	}
+	// graph_roles are the roles of Graph tokens; roles those of Exchange's.
+	for sc, want := range map[string]string{scope: `["IMAP.AccessAsApp","full_access_as_app"]`, graphScope: `["Mail.ReadWrite"]`} {
+		_, b := token(t, s, seed.Tenants[0].ID, seed.Apps[0].ClientID, seed.Apps[0].Secret, sc)
+		tok, _ := b["access_token"].(string)
+		if tok == "" {
+			t.Fatalf("no token for %s: %v", sc, b)
+		}
+		if got, _ := json.Marshal(claimsOf(t, tok)["roles"]); string(got) != want {
+			t.Errorf("seed app's roles for %s: %s, want %s", sc, got, want)
+		}
 	}
 }

@@ -1,0 +1,69 @@
+package sim
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestIMAPRefusesGraphToken authenticates on the wire with a Graph token
+// whose roles even name IMAP.AccessAsApp: Exchange answers "NO
+// AUTHENTICATE failed.", as for any refused token, and accepts the same
+// app's Exchange token on the same connection.
+func TestIMAPRefusesGraphToken(t *testing.T) {
+	seed := &Seed{
+		Tenants: []Tenant{{ID: tenant, Domain: "contoso.test"}},
+		Apps: []App{{Tenant: tenant, ClientID: app1, Secret: "secret-1", Roles: []string{"IMAP.AccessAsApp"},
+			GraphRoles: []string{"Mail.ReadWrite", "IMAP.AccessAsApp"}, Mailboxes: []string{"*"}}},
+		Mailboxes: []MailboxSeed{{Address: "support@contoso.test", Generate: 1}},
+	}
+	s, err := Start(context.Background(), seed, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	conn, err := tls.Dial("tcp", s.Endpoints().IMAP, &tls.Config{RootCAs: s.CAPool()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(conn)
+	line := func() string {
+		l, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("read: %v", err)
+		}
+		return strings.TrimRight(l, "\r\n")
+	}
+	if g := line(); !strings.HasPrefix(g, "* OK") {
+		t.Fatalf("greeting %q", g)
+	}
+	auth := func(tag, scope string) string {
+		_, b := token(t, s, tenant, app1, "secret-1", scope)
+		tok, _ := b["access_token"].(string)
+		if tok == "" {
+			t.Fatalf("no token for %s: %v", scope, b)
+		}
+		ir := base64.StdEncoding.EncodeToString([]byte("user=support@contoso.test\x01auth=Bearer " + tok + "\x01\x01"))
+		conn.Write([]byte(tag + " AUTHENTICATE XOAUTH2 " + ir + "\r\n"))
+		for {
+			if l := line(); strings.HasPrefix(l, tag+" ") {
+				return l
+			}
+		}
+	}
+	if got := auth("A1", graphScope); got != "A1 NO AUTHENTICATE failed." {
+		t.Fatalf("Graph token: %q, want %q", got, "A1 NO AUTHENTICATE failed.")
+	}
+	if got := auth("A2", scope); !strings.HasPrefix(got, "A2 OK") {
+		t.Fatalf("Exchange token: %q, want OK", got)
+	}
+	if n := s.IMAP().Sessions("support@contoso.test"); n != 1 {
+		t.Fatalf("authenticated sessions on support@: %d, want 1", n)
+	}
+}
