@@ -15,6 +15,8 @@ package config
 import (
 	"strings"
 	"time"
+
+	"github.com/mailpoller/mailpoller/source"
 )
 
 // Config is a whole mailpoller configuration file.
@@ -118,19 +120,12 @@ type Duration time.Duration
 // ByteSize is a size written as "50MiB", "10MB", "1024" in YAML.
 type ByteSize int64
 
-// Mailbox is one resolved (account, mailbox) pair with every option filled in.
-// It is what the poller runs one loop for.
+// Mailbox is one resolved (account, mailbox) pair with every option filled
+// in: the transports' source.Mailbox and the account it belongs to. It is
+// what the poller runs one loop for.
 type Mailbox struct {
 	Account *Account
-	Address string // lower-cased SMTP address
-
-	PollInterval    time.Duration
-	Folder          string
-	StartFrom       string
-	AfterRead       string
-	MoveTo          string
-	Quarantine      string
-	MaxMessageBytes int64
+	source.Mailbox
 }
 
 // Token is the mailbox part of a NATS subject: the lower-cased address with

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/mailpoller/mailpoller/source"
 )
 
 func TestParseFull(t *testing.T) {
@@ -71,7 +73,7 @@ func TestParseFull(t *testing.T) {
 	}
 	var got []mb
 	for _, m := range c.Mailboxes() {
-		got = append(got, mb{m.Account.Name, m.Address, m.Folder, m.StartFrom, m.AfterRead, m.MoveTo, m.PollInterval, m.MaxMessageBytes})
+		got = append(got, mb{m.Account.Name, m.Address, m.Folder, string(m.StartFrom), string(m.AfterRead), m.MoveTo, m.PollInterval, m.MaxMessageBytes})
 	}
 	want := []mb{
 		{"support", "support@contoso.com", "Inbox", "all", "move", "Processed", 30 * time.Second, 10_000_000},
@@ -115,8 +117,8 @@ func TestDefaults(t *testing.T) {
 	if a.Protocol != "imap" || a.Cloud != "public" || a.Server != "outlook.office365.com:993" {
 		t.Errorf("account defaults: protocol %q cloud %q server %q", a.Protocol, a.Cloud, a.Server)
 	}
-	want := Mailbox{Account: &c.Accounts[0], Address: "support@contoso.com", PollInterval: time.Minute, Folder: "INBOX",
-		StartFrom: "unread", AfterRead: "mark_read", MaxMessageBytes: 50 << 20}
+	want := Mailbox{Account: &c.Accounts[0], Mailbox: source.Mailbox{Address: "support@contoso.com", PollInterval: time.Minute, Folder: "INBOX",
+		StartFrom: "unread", AfterRead: "mark_read", MaxMessageBytes: 50 << 20}}
 	if got := c.Mailboxes(); len(got) != 1 || got[0] != want {
 		t.Errorf("Mailboxes() = %+v, want [%+v]", got, want)
 	}

@@ -3,7 +3,8 @@ package config
 import (
 	"strconv"
 	"strings"
-	"time"
+
+	"github.com/mailpoller/mailpoller/source"
 )
 
 // Defaults for keys the file leaves out.
@@ -15,11 +16,11 @@ const (
 	DefaultHTTPListen      = "127.0.0.1:9464"
 	DefaultLogLevel        = "info"
 	DefaultLogFormat       = "text"
-	DefaultPollInterval    = 60 * time.Second
-	DefaultFolder          = "INBOX"
-	DefaultStartFrom       = "unread"
-	DefaultAfterRead       = "mark_read"
-	DefaultMaxMessageBytes = 50 << 20
+	DefaultPollInterval    = source.DefaultPollInterval
+	DefaultFolder          = source.DefaultFolder
+	DefaultStartFrom       = string(source.DefaultStartFrom)
+	DefaultAfterRead       = string(source.DefaultAfterRead)
+	DefaultMaxMessageBytes = source.DefaultMaxMessageBytes
 	DefaultProtocol        = "imap"
 	DefaultCloud           = "public"
 	DefaultIMAPServer      = "outlook.office365.com:993"
@@ -57,11 +58,8 @@ func (d *decoder) applyDefaults(c *Config) {
 		a := &c.Accounts[i]
 		setDefault(&a.Protocol, DefaultProtocol)
 		setDefault(&a.Cloud, DefaultCloud)
-		switch a.Protocol {
-		case "imap":
-			setDefault(&a.Server, DefaultIMAPServer)
-		case "ews":
-			setDefault(&a.Server, DefaultEWSServer)
+		if pr, ok := protocolNamed(a.Protocol); ok {
+			setDefault(&a.Server, pr.defaultServer)
 		}
 		if a.ClientSecret == "" && a.ClientSecretFile == "" && a.Certificate == nil && a.FederatedTokenFile == "" {
 			if f, ok := d.lookup(FederatedTokenEnv); ok && f != "" {
@@ -132,15 +130,14 @@ func (c *Config) Mailboxes() []Mailbox {
 }
 
 func resolved(a *Account, address string, o Options) Mailbox {
-	return Mailbox{
-		Account:         a,
+	return Mailbox{Account: a, Mailbox: source.Mailbox{
 		Address:         strings.ToLower(strings.TrimSpace(address)),
 		PollInterval:    o.PollInterval.D(),
 		Folder:          *o.Folder,
-		StartFrom:       *o.StartFrom,
-		AfterRead:       *o.AfterRead,
+		StartFrom:       source.StartFrom(*o.StartFrom),
+		AfterRead:       source.AfterRead(*o.AfterRead),
 		MoveTo:          *o.MoveTo,
 		Quarantine:      *o.Quarantine,
 		MaxMessageBytes: int64(*o.MaxMessageBytes),
-	}
+	}}
 }

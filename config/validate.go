@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/mailpoller/mailpoller/source"
 )
 
 var (
@@ -200,10 +202,10 @@ func (d *decoder) validateOptions(o Options, p string) {
 		d.at(p+".folder", "empty", "name the folder to read, e.g. INBOX")
 	}
 	if o.StartFrom != nil {
-		d.oneOf(p+".start_from", *o.StartFrom, "unread", "all", "now")
+		d.oneOf(p+".start_from", *o.StartFrom, string(source.StartUnread), string(source.StartAll), string(source.StartNow))
 	}
 	if o.AfterRead != nil {
-		d.oneOf(p+".after_read", *o.AfterRead, "mark_read", "move", "delete", "none")
+		d.oneOf(p+".after_read", *o.AfterRead, string(source.MarkRead), string(source.Move), string(source.Delete), string(source.None))
 	}
 	if o.MaxMessageBytes != nil && *o.MaxMessageBytes <= 0 {
 		d.at(p+".max_message_bytes", "must be more than 0", `write a size such as "50MiB"`)

@@ -19,7 +19,7 @@ func (d *decoder) validateAccount(a *Account, p string) {
 	case a.Name == "deadletter":
 		d.at(p+".name", `"deadletter" is reserved`, "choose another name; <subject_prefix>.deadletter.> carries the dead letters of every account")
 	}
-	d.oneOf(p+".protocol", a.Protocol, "imap", "ews")
+	d.oneOf(p+".protocol", a.Protocol, protocolNames()...)
 	switch {
 	case a.TenantID == "":
 		d.at(p+".tenant_id", "missing", fixTenant)
@@ -41,13 +41,8 @@ func (d *decoder) validateAccount(a *Account, p string) {
 	} else {
 		d.oneOf(p+".cloud", a.Cloud, "public", "usgov", "china")
 	}
-	switch a.Protocol {
-	case "imap":
-		d.hostPort(p+".server", a.Server, "write host:port of the IMAP server, e.g. outlook.office365.com:993", false)
-	case "ews":
-		if d.httpURL(p+".server", a.Server, "write the EWS endpoint URL, e.g. https://outlook.office365.com/EWS/Exchange.asmx") {
-			d.plainHTTP(a, p, p+".server", a.Server, "the bearer token")
-		}
+	if pr, ok := protocolNamed(a.Protocol); ok {
+		pr.checkServer(d, a, p)
 	}
 	if a.TLS.CAFile != "" {
 		d.caFile(p+".tls.ca_file", a.TLS.CAFile)

@@ -173,11 +173,42 @@ func IsTransient(err error) bool {
 // minutes whatever the server said.
 func Backoff(err error) (time.Duration, bool) {
 	var re *ResponseError
-	if errors.As(err, &re) && re.BackOff > 0 {
-		return clampBackoff(re.BackOff), true
+	if errors.As(err, &re) {
+		return re.RetryAfter()
 	}
 	return 0, false
 }
 
 // errDecode marks responses that are not the SOAP we expect.
 var errDecode = errors.New("malformed EWS response")
+
+// RetryAfter implements source.Throttled: the server's requested wait,
+// clamped, if it asked for one.
+func (e *ResponseError) RetryAfter() (time.Duration, bool) {
+	if e.BackOff <= 0 {
+		return 0, false
+	}
+	return clampBackoff(e.BackOff), true
+}
+
+// Fix implements source.Fixer: the admin step for the errors only an admin
+// can fix, "" for the others.
+func (e *ResponseError) Fix(a source.Admin) string {
+	clientID := a.ClientID
+	if clientID == "" {
+		clientID = "<client id>"
+	}
+	switch e.Code {
+	case "Unauthorized":
+		return "Exchange refused the token: give the app the application permission full_access_as_app on " +
+			"\"Office 365 Exchange Online\" and grant admin consent (x-ms-diagnostics says which check failed)"
+	case "EwsBlocked":
+		return "Exchange Online blocks EWS for this app: a tenant admin must run Set-OrganizationConfig -EwsEnabled $true " +
+			"-EwsAllowedAppIDs \"" + clientID + ",...\" (keep the ids already listed); EWS in Exchange Online ends on 1 April 2027, plan a move to IMAP"
+	case "ErrorNonExistentMailbox":
+		return "no mailbox with this address: check the address (use the primary SMTP address)"
+	case "ErrorImpersonateUserDenied", "ErrorAccessDenied":
+		return "the app may not open this mailbox: check full_access_as_app and any RBAC for Applications scope or application access policy that limits it"
+	}
+	return ""
+}

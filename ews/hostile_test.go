@@ -167,8 +167,8 @@ func TestBigMIMEBatchedToFit(t *testing.T) {
 	add("unknown-2", 300<<10, 0)
 	add("liar", 2<<20, 1000) // says 1 KB, is 2 MB
 	f := newFake(t, func(w http.ResponseWriter, r recorded) { mb.serve(t, w, r) })
-	s, err := Open(context.Background(), SourceOptions{Client: f.client(Options{MaxResponseBytes: maxResp}), Mailbox: testMailbox,
-		StartFrom: "all", MaxMessageBytes: maxMsg, Logger: slog.New(slog.DiscardHandler)})
+	s, err := Open(context.Background(), SourceOptions{Client: f.client(Options{MaxResponseBytes: maxResp}),
+		Mailbox: source.Mailbox{Address: testMailbox, StartFrom: "all", MaxMessageBytes: maxMsg}, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -329,7 +329,7 @@ func TestSyncNeverReachesLastPage(t *testing.T) {
 				writeXML(w, 200, responseOf("SyncFolderItems", okMessage("SyncFolderItems",
 					`<m:SyncState>`+st+`</m:SyncState><m:IncludesLastItemInRange>false</m:IncludesLastItemInRange><m:Changes/>`)))
 			})
-			s := openSource(t, f, SourceOptions{StartFrom: "now"})
+			s := openSource(t, f, source.Mailbox{StartFrom: "now"})
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			err := s.Poll(ctx, nil, func(context.Context, source.Batch) error { return nil })
@@ -488,7 +488,7 @@ func TestStreamClosedAtOnceNoTightLoop(t *testing.T) {
 					writeXML(w, 200, envelopeOf(`<m:GetStreamingEventsResponse XMLNS><m:ResponseMessages>`+msg+`</m:ResponseMessages></m:GetStreamingEventsResponse>`))
 				}
 			})
-			s := openSource(t, f, SourceOptions{})
+			s := openSource(t, f, source.Mailbox{})
 			const interval = 100 * time.Millisecond
 			waits := 0
 			for start := time.Now(); time.Since(start) < time.Second; waits++ {

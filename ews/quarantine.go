@@ -19,12 +19,12 @@ func (s *Source) Quarantine(ctx context.Context, items []source.Item, folder str
 	if len(ids) == 0 {
 		return nil
 	}
-	to, err := s.c.FindFolder(ctx, s.opts.Mailbox, folder)
+	to, err := s.c.FindFolder(ctx, s.opts.Address, folder)
 	if err != nil {
 		return fmt.Errorf("quarantine folder %s: %w", folder, err)
 	}
 	err = s.retryBusy(ctx, func() error {
-		_, err := s.c.MoveItems(ctx, s.opts.Mailbox, ids, to)
+		_, err := s.c.MoveItems(ctx, s.opts.Address, ids, to)
 		return err
 	})
 	if err = dropNotFound(err); err != nil {

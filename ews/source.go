@@ -16,25 +16,16 @@ import (
 // SourceOptions say which folder of which mailbox a Source reads and what
 // it does with handled mail.
 type SourceOptions struct {
+	// Mailbox is the folder to read and how: Address is the SMTP address to
+	// impersonate; Folder is "INBOX" (any case) for the distinguished inbox,
+	// or a display name looked up with FindFolder; MoveTo is the display
+	// name of the folder for after_read move (delete moves to Deleted
+	// Items); MaxMessageBytes: larger messages (by the server's Size) are
+	// not downloaded whole, their Item carries the header only and
+	// Truncated (0: no limit).
+	source.Mailbox
 	// Client sends the requests; one Client per app registration.
 	Client *Client
-	// Mailbox is the SMTP address to impersonate.
-	Mailbox string
-	// Folder is "INBOX" (any case, or "") for the distinguished inbox, or a
-	// display name looked up with FindFolder.
-	Folder string
-	// StartFrom decides the first run without a checkpoint: unread (default),
-	// all, or now.
-	StartFrom string
-	// AfterRead is mark_read (default), move, delete (to Deleted Items) or
-	// none.
-	AfterRead string
-	// MoveTo is the display name of the folder for AfterRead move.
-	MoveTo string
-	// MaxMessageBytes: larger messages (by the server's Size) are not
-	// downloaded; their Item carries the header only and Truncated. 0 means
-	// no limit.
-	MaxMessageBytes int64
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -85,27 +76,20 @@ func Open(ctx context.Context, opts SourceOptions) (*Source, error) {
 	if opts.Client == nil {
 		return nil, errors.New("ews: SourceOptions.Client is nil")
 	}
-	if opts.StartFrom == "" {
-		opts.StartFrom = "unread"
-	}
-	if opts.AfterRead == "" {
-		opts.AfterRead = "mark_read"
-	}
-	switch opts.AfterRead {
-	case "mark_read", "move", "delete", "none":
-	default:
-		return nil, fmt.Errorf("unknown after_read %q: %w", opts.AfterRead, source.ErrPermanent)
+	opts.Mailbox = opts.Mailbox.WithDefaults()
+	if err := opts.Mailbox.Validate(); err != nil {
+		return nil, err
 	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Source{opts: opts, c: opts.Client, log: log.With("mailbox", opts.Mailbox), newMail: make(chan struct{}, 1)}
+	s := &Source{opts: opts, c: opts.Client, log: log.With("mailbox", opts.Address), newMail: make(chan struct{}, 1)}
 	var err error
 	if s.folder, err = s.resolve(ctx, opts.Folder); err != nil {
 		return nil, err
 	}
-	if _, err := s.c.GetFolder(ctx, opts.Mailbox, s.folder); err != nil {
+	if _, err := s.c.GetFolder(ctx, opts.Address, s.folder); err != nil {
 		return nil, err
 	}
 	if opts.AfterRead == "move" {
@@ -124,7 +108,7 @@ func (s *Source) resolve(ctx context.Context, name string) (FolderID, error) {
 	if name == "" || strings.EqualFold(name, "inbox") {
 		return FolderID{Distinguished: "inbox"}, nil
 	}
-	id, err := s.c.FindFolder(ctx, s.opts.Mailbox, name)
+	id, err := s.c.FindFolder(ctx, s.opts.Address, name)
 	if errors.Is(err, ErrFolderNotFound) {
 		return FolderID{}, fmt.Errorf("%w (%w)", err, source.ErrPermanent)
 	}
@@ -151,7 +135,7 @@ func (s *Source) Poll(ctx context.Context, raw []byte, handle func(context.Conte
 	mode := "new" // hand over every Create
 	switch {
 	case raw == nil:
-		mode = s.opts.StartFrom
+		mode = string(s.opts.StartFrom)
 	case json.Unmarshal(raw, &st) != nil || st.SyncState == "":
 		s.log.Warn("checkpoint unreadable, resyncing the whole folder", "checkpoint_bytes", len(raw))
 		st.SyncState, mode = "", "all"
@@ -161,7 +145,7 @@ func (s *Source) Poll(ctx context.Context, raw []byte, handle func(context.Conte
 		var res *SyncResult
 		err := s.retryBusy(ctx, func() error {
 			var err error
-			res, err = s.c.SyncFolderItems(ctx, s.opts.Mailbox, s.folder, syncState, syncPageSize)
+			res, err = s.c.SyncFolderItems(ctx, s.opts.Address, s.folder, syncState, syncPageSize)
 			return err
 		})
 		if errors.Is(err, ErrInvalidSyncStateData) && syncState != "" && syncState == st.SyncState {
@@ -175,7 +159,7 @@ func (s *Source) Poll(ctx context.Context, raw []byte, handle func(context.Conte
 		}
 		if !res.IncludesLastItemInRange && res.SyncState == syncState {
 			return fmt.Errorf("SyncFolderItems of %s in %s: the server answered with the same SyncState again and says more "+
-				"changes are waiting (IncludesLastItemInRange false): it is not advancing; stopping this poll", s.folder, s.opts.Mailbox)
+				"changes are waiting (IncludesLastItemInRange false): it is not advancing; stopping this poll", s.folder, s.opts.Address)
 		}
 		if err := s.page(ctx, res, mode, handle); err != nil {
 			return err
@@ -186,7 +170,7 @@ func (s *Source) Poll(ctx context.Context, raw []byte, handle func(context.Conte
 		}
 		if pages >= maxSyncPages {
 			return fmt.Errorf("SyncFolderItems of %s in %s: %d pages in one poll and the server still says more changes are waiting "+
-				"(IncludesLastItemInRange never true); stopping this poll, the next one goes on from the last checkpoint", s.folder, s.opts.Mailbox, pages)
+				"(IncludesLastItemInRange never true); stopping this poll, the next one goes on from the last checkpoint", s.folder, s.opts.Address, pages)
 		}
 	}
 }
@@ -350,7 +334,7 @@ func (s *Source) getSplit(ctx context.Context, ids []ItemID, mime bool, limit in
 	var items []MIMEItem
 	err := s.retryBusy(ctx, func() error {
 		var err error
-		items, err = s.c.getItems(ctx, s.opts.Mailbox, ids, mime, limit)
+		items, err = s.c.getItems(ctx, s.opts.Address, ids, mime, limit)
 		return err
 	})
 	var ol *overLimitError
@@ -372,7 +356,7 @@ func (s *Source) getSplit(ctx context.Context, ids []ItemID, mime bool, limit in
 		if !mime {
 			what = "get headers of %d items from %s: %w"
 		}
-		return fmt.Errorf(what, len(ids), s.opts.Mailbox, err)
+		return fmt.Errorf(what, len(ids), s.opts.Address, err)
 	}
 	for i, it := range items {
 		got[ids[i].ID] = it
@@ -439,12 +423,12 @@ func (s *Source) AfterRead(ctx context.Context, items []source.Item) error {
 	err := s.retryBusy(ctx, func() error {
 		switch s.opts.AfterRead {
 		case "mark_read":
-			return s.c.MarkRead(ctx, s.opts.Mailbox, ids)
+			return s.c.MarkRead(ctx, s.opts.Address, ids)
 		case "move":
-			_, err := s.c.MoveItems(ctx, s.opts.Mailbox, ids, s.moveTo)
+			_, err := s.c.MoveItems(ctx, s.opts.Address, ids, s.moveTo)
 			return err
 		case "delete":
-			return s.c.DeleteItems(ctx, s.opts.Mailbox, ids, "MoveToDeletedItems")
+			return s.c.DeleteItems(ctx, s.opts.Address, ids, "MoveToDeletedItems")
 		}
 		return fmt.Errorf("unknown after_read %q", s.opts.AfterRead)
 	})

@@ -132,11 +132,10 @@ func (mb *mailbox) did(op string) []string {
 	return slices.Clone(mb.actions[op])
 }
 
-func openSource(t *testing.T, f *fakeEWS, opts SourceOptions) *Source {
+func openSource(t *testing.T, f *fakeEWS, mb source.Mailbox) *Source {
 	t.Helper()
-	opts.Client = f.client(Options{})
-	opts.Mailbox = testMailbox
-	opts.Logger = slog.New(slog.DiscardHandler)
+	mb.Address = testMailbox
+	opts := SourceOptions{Mailbox: mb, Client: f.client(Options{}), Logger: slog.New(slog.DiscardHandler)}
 	if opts.MaxMessageBytes == 0 {
 		opts.MaxMessageBytes = 50 << 20
 	}
@@ -215,7 +214,7 @@ func TestPollFirstRun(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.startFrom, func(t *testing.T) {
 			mb, f := newMailbox(t)
-			s := openSource(t, f, SourceOptions{StartFrom: tt.startFrom})
+			s := openSource(t, f, source.Mailbox{StartFrom: source.StartFrom(tt.startFrom)})
 			batches, err := collect(t, s, nil)
 			if err != nil {
 				t.Fatal(err)
@@ -251,7 +250,7 @@ func TestPollFirstRun(t *testing.T) {
 
 func TestPollWithState(t *testing.T) {
 	_, f := newMailbox(t)
-	s := openSource(t, f, SourceOptions{})
+	s := openSource(t, f, source.Mailbox{})
 	batches, err := collect(t, s, []byte(`{"sync_state":"H4sIAAAAAAAEAGNgYGBgZGBkYmBjYGRgZmBhYGVgZ2BkYmBk"}`))
 	if err != nil {
 		t.Fatal(err)
@@ -263,7 +262,7 @@ func TestPollWithState(t *testing.T) {
 
 func TestPollInvalidSyncStateResyncsEverything(t *testing.T) {
 	_, f := newMailbox(t)
-	s := openSource(t, f, SourceOptions{StartFrom: "now"})
+	s := openSource(t, f, source.Mailbox{StartFrom: "now"})
 	batches, err := collect(t, s, []byte(`{"sync_state":"stale"}`))
 	if err != nil {
 		t.Fatal(err)
@@ -277,7 +276,7 @@ func TestPollInvalidSyncStateResyncsEverything(t *testing.T) {
 func TestPollVanishedItem(t *testing.T) {
 	mb, f := newMailbox(t)
 	mb.items["AAMkADAwATM0MDAAMS1iNmQ0LTQ2AA=="] = fakeItem{gone: true}
-	s := openSource(t, f, SourceOptions{StartFrom: "all"})
+	s := openSource(t, f, source.Mailbox{StartFrom: "all"})
 	batches, err := collect(t, s, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -292,7 +291,7 @@ func TestPollServerBusy(t *testing.T) {
 	fastBackoff(t)
 	mb, f := newMailbox(t)
 	mb.busy = 2
-	s := openSource(t, f, SourceOptions{StartFrom: "now"})
+	s := openSource(t, f, source.Mailbox{StartFrom: "now"})
 	if _, err := collect(t, s, nil); err != nil {
 		t.Fatalf("Poll() after two busy replies = %v, want success", err)
 	}
@@ -311,7 +310,7 @@ func TestPollServerBusy(t *testing.T) {
 
 func TestPollHandleErrorStops(t *testing.T) {
 	_, f := newMailbox(t)
-	s := openSource(t, f, SourceOptions{StartFrom: "all"})
+	s := openSource(t, f, source.Mailbox{StartFrom: "all"})
 	boom := errors.New("publish failed")
 	calls := 0
 	err := s.Poll(context.Background(), nil, func(context.Context, source.Batch) error { calls++; return boom })
@@ -323,7 +322,7 @@ func TestPollHandleErrorStops(t *testing.T) {
 func TestPollCancelledDuringBackoff(t *testing.T) {
 	mb, f := newMailbox(t)
 	mb.pages[""] = "error_serverbusy_message.xml"
-	s := openSource(t, f, SourceOptions{})
+	s := openSource(t, f, source.Mailbox{})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	err := s.Poll(ctx, nil, func(context.Context, source.Batch) error { return nil })
@@ -364,7 +363,7 @@ func TestAfterRead(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.afterRead, func(t *testing.T) {
 			mb, f := newMailbox(t)
-			s := openSource(t, f, SourceOptions{AfterRead: tt.afterRead, MoveTo: "PROCESSED"})
+			s := openSource(t, f, source.Mailbox{AfterRead: source.AfterRead(tt.afterRead), MoveTo: "PROCESSED"})
 			n := len(f.requests())
 			if err := s.AfterRead(context.Background(), items); err != nil {
 				t.Fatalf("AfterRead() = %v (a vanished item is not an error)", err)
@@ -386,21 +385,21 @@ func TestAfterRead(t *testing.T) {
 
 func TestOpenErrors(t *testing.T) {
 	_, f := newMailbox(t)
-	_, err := Open(context.Background(), SourceOptions{Client: f.client(Options{}), Mailbox: testMailbox, AfterRead: "move", MoveTo: "Nowhere"})
+	_, err := Open(context.Background(), SourceOptions{Client: f.client(Options{}), Mailbox: source.Mailbox{Address: testMailbox, AfterRead: "move", MoveTo: "Nowhere"}})
 	if !errors.Is(err, source.ErrPermanent) || !errors.Is(err, ErrFolderNotFound) || !strings.Contains(err.Error(), "Nowhere") {
 		t.Errorf("Open(move_to missing) = %v, want a permanent folder-not-found error", err)
 	}
-	_, err = Open(context.Background(), SourceOptions{Client: f.client(Options{}), Mailbox: testMailbox, Folder: "Missing"})
+	_, err = Open(context.Background(), SourceOptions{Client: f.client(Options{}), Mailbox: source.Mailbox{Address: testMailbox, Folder: "Missing"}})
 	if !errors.Is(err, source.ErrPermanent) {
 		t.Errorf("Open(folder missing) = %v, want permanent", err)
 	}
 	g := newFake(t, serveFile(t, "fault_nonexistentmailbox.xml"))
-	_, err = Open(context.Background(), SourceOptions{Client: g.client(Options{}), Mailbox: testMailbox})
+	_, err = Open(context.Background(), SourceOptions{Client: g.client(Options{}), Mailbox: source.Mailbox{Address: testMailbox}})
 	if !errors.Is(err, source.ErrPermanent) || !errors.Is(err, ErrNonExistentMailbox) {
 		t.Errorf("Open(no mailbox) = %v, want permanent ErrNonExistentMailbox", err)
 	}
 	// The folder named in the config is used for the sync.
-	s := openSource(t, f, SourceOptions{Folder: "Archive", StartFrom: "now"})
+	s := openSource(t, f, source.Mailbox{Folder: "Archive", StartFrom: "now"})
 	if s.folder.ID != "AAMkAFArchive" {
 		t.Errorf("folder = %+v, want Archive's id", s.folder)
 	}
@@ -413,7 +412,7 @@ func TestPollFallsBackToGetItem(t *testing.T) {
 	mb, f := newMailbox(t)
 	mb.pages[""] = "syncfolderitems_defaultns.xml" // Create AAMkADefaultNs1, IsRead false, no Size
 	mb.items["AAMkADefaultNs1"] = fakeItem{size: 5000}
-	s := openSource(t, f, SourceOptions{StartFrom: "all", MaxMessageBytes: 100})
+	s := openSource(t, f, source.Mailbox{StartFrom: "all", MaxMessageBytes: 100})
 	batches, err := collect(t, s, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -425,7 +424,7 @@ func TestPollFallsBackToGetItem(t *testing.T) {
 
 	mb.pages[""] = "syncfolderitems_swapped.xml" // Create AAMkADSwapped1 without IsRead
 	mb.items["AAMkADSwapped1"] = fakeItem{size: 77, read: true}
-	s = openSource(t, f, SourceOptions{StartFrom: "unread"})
+	s = openSource(t, f, source.Mailbox{StartFrom: "unread"})
 	batches, err = collect(t, s, nil)
 	if err != nil {
 		t.Fatal(err)

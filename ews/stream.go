@@ -215,7 +215,7 @@ func (s *Source) Wait(ctx context.Context, limit time.Duration) error {
 		return sleep(ctx, limit)
 	}
 	if s.subID == "" {
-		id, err := s.c.Subscribe(ctx, s.opts.Mailbox, s.folder)
+		id, err := s.c.Subscribe(ctx, s.opts.Address, s.folder)
 		if err != nil {
 			if ctx.Err() == nil {
 				s.log.Info("EWS streaming notifications unavailable, polling instead", "err", err)
@@ -272,7 +272,7 @@ func (s *Source) openStream(ctx context.Context) (*stream, error) {
 	up := make(chan struct{})
 	go func() {
 		defer close(st.done)
-		st.err = s.c.Stream(sctx, s.opts.Mailbox, s.subID, streamLimit, func() { close(up) }, func() {
+		st.err = s.c.Stream(sctx, s.opts.Address, s.subID, streamLimit, func() { close(up) }, func() {
 			select {
 			case s.newMail <- struct{}{}:
 			default: // one pending notification is enough: the sync reads all

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/mailpoller/mailpoller/source"
 )
 
 // TestWaitStreamNeverAccepted: a server that takes GetStreamingEvents and
@@ -33,7 +35,7 @@ func TestWaitStreamNeverAccepted(t *testing.T) {
 		}
 	})
 	t.Cleanup(func() { close(ended) }) // before the server closes: it waits for handlers
-	s := openSource(t, f, SourceOptions{})
+	s := openSource(t, f, source.Mailbox{})
 	for round := 1; round <= 2; round++ {
 		done := make(chan error, 1)
 		go func() { done <- s.Wait(context.Background(), 200*time.Millisecond) }()

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mailpoller/mailpoller/internal/dovecottest"
+	"github.com/mailpoller/mailpoller/source"
 )
 
 // TestDovecotXOAUTH2 runs the real client against a real Dovecot: one
@@ -26,7 +27,7 @@ func TestDovecotXOAUTH2(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	opts := func(user, tok string) Options {
-		return Options{Addr: srv.Addr, TLSConfig: &tls.Config{RootCAs: srv.CAPool}, Mailbox: user,
+		return Options{Addr: srv.Addr, TLSConfig: &tls.Config{RootCAs: srv.CAPool}, Mailbox: source.Mailbox{Address: user},
 			Token: func(context.Context) (string, time.Time, error) { return tok, time.Now().Add(time.Hour), nil }}
 	}
 	for user, want := range map[string]uint32{"alice@example.test": 1, "bob@example.test": 2} {

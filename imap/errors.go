@@ -20,11 +20,48 @@ import (
 // (or its admin consent), its service principal is not registered in
 // Exchange, or it has no FullAccess on the mailbox. It wraps
 // source.ErrPermanent: retrying soon does not help.
-var ErrAuthFailed = source.Permanent(errors.New("the server refused the XOAUTH2 token"))
+var ErrAuthFailed error = &fixable{source.Permanent(errors.New("the server refused the XOAUTH2 token")), authFix}
 
 // ErrNotConnected is Exchange's "User is authenticated but not connected.":
 // a missing mailbox permission, or a burst of reconnects. Retry slowly.
-var ErrNotConnected = errors.New("server says user is authenticated but not connected")
+var ErrNotConnected error = &fixable{errors.New("server says user is authenticated but not connected"), func(a source.Admin) string {
+	return "Exchange accepted the token but will not open the mailbox: grant the service principal FullAccess on it " +
+		"(Add-MailboxPermission -Identity " + or(a.Mailbox, "<mailbox>") + " -User " + or(a.ObjectID, "<service principal object id>") +
+		" -AccessRights FullAccess), or wait if many connections were opened in a short time."
+}}
+
+// fixable is an error that knows its admin fix (source.Fixer).
+type fixable struct {
+	err error
+	fix func(source.Admin) string
+}
+
+func (e *fixable) Error() string             { return e.err.Error() }
+func (e *fixable) Unwrap() error             { return e.err }
+func (e *fixable) Fix(a source.Admin) string { return e.fix(a) }
+
+// or is v, or placeholder when v is empty.
+func or(v, placeholder string) string {
+	if v == "" {
+		return placeholder
+	}
+	return v
+}
+
+// authFix spells out the Exchange Online steps for a refused XOAUTH2
+// token, with a's ids filled in where known.
+func authFix(a source.Admin) string {
+	oid := or(a.ObjectID, "<Enterprise application Object ID>")
+	return strings.Join([]string{
+		"Exchange refused the app for this mailbox. Check that the app registration has the application permission " +
+			"IMAP.AccessAsApp on \"Office 365 Exchange Online\" with admin consent granted, then in Exchange Online PowerShell:",
+		"  Connect-ExchangeOnline -Organization " + or(a.TenantID, "<tenant id>"),
+		"  New-ServicePrincipal -AppId " + or(a.ClientID, "<client id>") + " -ObjectId " + oid + " -DisplayName \"mailpoller " + or(a.Account, "<account>") + "\"",
+		"  Add-MailboxPermission -Identity " + or(a.Mailbox, "<mailbox>") + " -User " + oid + " -AccessRights FullAccess",
+		"The ObjectId is the Enterprise application's (service principal's) Object ID, not the app registration's; " +
+			"it is the token's oid claim (`mailpoller check` shows it). Repeat Add-MailboxPermission for every additional user.",
+	}, "\n")
+}
 
 // ThrottledError is Exchange's "BAD Request is throttled. Suggested Backoff
 // Time: N milliseconds". Callers wait Backoff before the next command.
@@ -35,6 +72,9 @@ type ThrottledError struct {
 	Suggested string // what the server suggested, e.g. "300ms"
 	Text      string // the server's text, scrubbed of credentials
 }
+
+// RetryAfter implements source.Throttled.
+func (e *ThrottledError) RetryAfter() (time.Duration, bool) { return e.Backoff, true }
 
 // The range a server's suggested backoff is clamped to.
 const (
@@ -106,13 +146,4 @@ func scrub(err error) error {
 		return &scrubbed{text: r, err: err}
 	}
 	return err
-}
-
-// Backoff returns how long the server asked us to wait, if it did.
-func Backoff(err error) (time.Duration, bool) {
-	var te *ThrottledError
-	if errors.As(err, &te) {
-		return te.Backoff, true
-	}
-	return 0, false
 }

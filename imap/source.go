@@ -32,18 +32,14 @@ import (
 
 // Options say which folder of which mailbox to read and how.
 type Options struct {
+	// Mailbox is the folder to read and how; its Address is sent as
+	// XOAUTH2 user=. Its MaxMessageBytes: larger messages are handed over
+	// with their header only and Item.Truncated set, whether the server
+	// says so in RFC822.SIZE or only sends more bytes than that; nothing
+	// larger is ever held in memory. 0 (or more than 256 MiB) means 256 MiB.
+	source.Mailbox
 	Addr      string      // host:port, implicit TLS
 	TLSConfig *tls.Config // nil: system roots, server name from Addr
-	Mailbox   string      // SMTP address, sent as XOAUTH2 user=
-	Folder    string      // default INBOX
-	StartFrom string      // unread | all | now (first run only); default unread
-	AfterRead string      // mark_read | move | delete | none; default mark_read
-	MoveTo    string      // folder for after_read move
-	// MaxMessageBytes: larger messages are handed over with their header
-	// only and Item.Truncated set, whether the server says so in
-	// RFC822.SIZE or only sends more bytes than that; nothing larger is
-	// ever held in memory. 0 (or more than 256 MiB) means 256 MiB.
-	MaxMessageBytes int64
 	// ReadTimeout is how long a command waits for the server's next bytes
 	// before the connection is closed with a TimeoutError; it also bounds
 	// dialing and the TLS handshake. 0 means 60 s.
@@ -113,18 +109,13 @@ type state struct {
 	LastUID     uint32 `json:"last_uid"`
 }
 
-// Open dials opts.Addr, authenticates opts.Mailbox with XOAUTH2 and selects
+// Open dials opts.Addr, authenticates opts.Address with XOAUTH2 and selects
 // the folder. ctx bounds the whole life of the connection: when it is done
 // the connection is closed.
 func Open(ctx context.Context, opts Options) (*Source, error) {
-	if opts.Folder == "" {
-		opts.Folder = "INBOX"
-	}
-	if opts.StartFrom == "" {
-		opts.StartFrom = "unread"
-	}
-	if opts.AfterRead == "" {
-		opts.AfterRead = "mark_read"
+	opts.Mailbox = opts.Mailbox.WithDefaults()
+	if err := opts.Mailbox.Validate(); err != nil {
+		return nil, err
 	}
 	if opts.ReadTimeout <= 0 {
 		opts.ReadTimeout = defaultReadTimeout
@@ -233,18 +224,18 @@ func (s *Source) connect(ctx context.Context) error {
 }
 
 func (s *Source) authenticate(tok string) error {
-	err := s.do("authenticate", func() error { return s.c.Authenticate(NewXOAUTH2Client(s.opts.Mailbox, tok)) })
+	err := s.do("authenticate", func() error { return s.c.Authenticate(NewXOAUTH2Client(s.opts.Address, tok)) })
 	if err == nil {
 		return nil
 	}
 	if errors.Is(err, ErrAuthFailed) {
-		return fmt.Errorf("authenticate %s: %w", s.opts.Mailbox, err)
+		return fmt.Errorf("authenticate %s: %w", s.opts.Address, err)
 	}
 	var ie *goimap.Error // scrubbed by do
 	if errors.As(err, &ie) && ie.Type == goimap.StatusResponseTypeNo {
-		return fmt.Errorf("authenticate %s: %w (server said %q)", s.opts.Mailbox, ErrAuthFailed, ie.Text)
+		return fmt.Errorf("authenticate %s: %w (server said %q)", s.opts.Address, ErrAuthFailed, ie.Text)
 	}
-	return fmt.Errorf("authenticate %s: %w", s.opts.Mailbox, err)
+	return fmt.Errorf("authenticate %s: %w", s.opts.Address, err)
 }
 
 // learnUIDs fills in what SELECT left out: UIDVALIDITY and UIDNEXT from
@@ -326,7 +317,7 @@ func (s *Source) checkFolder(name string) error {
 		return fmt.Errorf("list %s: %w", name, err)
 	}
 	if len(list) == 0 {
-		return source.Permanent(fmt.Errorf("move_to folder %q does not exist in %s: create it or fix move_to", name, s.opts.Mailbox))
+		return source.Permanent(fmt.Errorf("move_to folder %q does not exist in %s: create it or fix move_to", name, s.opts.Address))
 	}
 	return nil
 }

@@ -13,16 +13,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/mailpoller/mailpoller/auth"
 	"github.com/mailpoller/mailpoller/config"
-	"github.com/mailpoller/mailpoller/ews"
 	"github.com/mailpoller/mailpoller/publish"
 	"github.com/mailpoller/mailpoller/source"
 )
@@ -102,7 +97,7 @@ type runner struct {
 	stop       context.Context // Run's ctx: done means start nothing new
 	work       context.Context // bounds in-flight work; ends opts.Grace after stop
 	cancelWork context.CancelFunc
-	tokens     *tokens
+	tokens     *Transports
 	mon        *Monitor
 	leases     *leases // nil when Options.Instance is ""
 
@@ -156,7 +151,7 @@ func newRunner(ctx context.Context, opts Options) *runner {
 	}()
 	r := &runner{
 		opts: opts, log: log, stop: ctx, work: work, cancelWork: cancelWork,
-		tokens: newTokens(log), mon: mon,
+		tokens: NewTransports(log), mon: mon,
 		running: map[string]*running{},
 	}
 	if err := mon.reg.Register(r.tokens); err != nil {
@@ -415,110 +410,6 @@ func signature(mb config.Mailbox) string {
 	}{a, m})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
-}
-
-// tokens keeps one auth.Source per app registration, shared by all its
-// mailboxes, so there is one token request per app per token lifetime.
-type tokens struct {
-	mu    sync.Mutex
-	log   *slog.Logger
-	m     map[string]*auth.Source
-	names map[*auth.Source]string      // account name, for metrics
-	ews   map[*auth.Source]*ews.Client // one EWS client (and in-flight limit) per app
-}
-
-func newTokens(log *slog.Logger) *tokens {
-	return &tokens{log: log, m: map[string]*auth.Source{}, names: map[*auth.Source]string{}, ews: map[*auth.Source]*ews.Client{}}
-}
-
-// ewsClient returns the app's EWS client, shared by its mailboxes so the
-// per-app limit of requests in flight holds.
-func (t *tokens) ewsClient(a *config.Account, hc *http.Client, ts *auth.Source) *ews.Client {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if c, ok := t.ews[ts]; ok {
-		return c
-	}
-	c := ews.NewClient(ews.Options{
-		URL:        a.Server,
-		AllowHTTP:  a.InsecureHTTP,
-		HTTPClient: hc,
-		Token: func(ctx context.Context) (string, error) {
-			tok, err := ts.Token(ctx)
-			return tok.Value, err
-		},
-		// A 401 drops the refused token once, so the next request gets a new one.
-		OnUnauthorized: func(tok string) { ts.Invalidate(auth.Token{Value: tok}) },
-		Logger:         t.log.With("account", a.Name),
-	})
-	t.ews[ts] = c
-	return c
-}
-
-func (t *tokens) source(a *config.Account, hc *http.Client) (*auth.Source, error) {
-	var certFiles string
-	if a.Certificate != nil {
-		certFiles = a.Certificate.CertFile + "\x00" + a.Certificate.KeyFile
-	}
-	sum := sha256.Sum256([]byte(strings.Join([]string{a.AuthorityURL(), a.TenantID, a.ClientID,
-		a.ClientSecret, a.FederatedTokenFile, certFiles}, "\x00")))
-	key := hex.EncodeToString(sum[:])
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if s, ok := t.m[key]; ok {
-		return s, nil
-	}
-	var cert, key2 string
-	if a.Certificate != nil {
-		cert, key2 = a.Certificate.CertFile, a.Certificate.KeyFile
-	}
-	s, err := auth.New(auth.Credentials{
-		Authority:          a.AuthorityURL(),
-		AllowHTTP:          a.InsecureHTTP,
-		TenantID:           a.TenantID,
-		ClientID:           a.ClientID,
-		ClientSecret:       a.ClientSecret,
-		CertFile:           cert,
-		KeyFile:            key2,
-		FederatedTokenFile: a.FederatedTokenFile,
-	}, &auth.Options{HTTPClient: hc, Logger: t.log.With("account", a.Name)})
-	if err != nil {
-		return nil, fmt.Errorf("account %s credentials: %w", a.Name, err)
-	}
-	t.m[key] = s
-	t.names[s] = a.Name
-	if exp, ok := s.CertificateExpiry(); ok {
-		if left := time.Until(exp); left < 30*24*time.Hour {
-			t.log.Warn("client certificate expires soon: upload a new one to the app registration", "account", a.Name,
-				"expires", exp.Format(time.DateOnly), "days_left", int(left.Hours()/24))
-		}
-	}
-	return s, nil
-}
-
-// Describe implements prometheus.Collector.
-func (t *tokens) Describe(ch chan<- *prometheus.Desc) {
-	ch <- tokenRequestsDesc
-	ch <- certExpiryDesc
-}
-
-var (
-	tokenRequestsDesc = prometheus.NewDesc("mailpoller_token_requests_total",
-		"Token requests sent to Entra ID per account (one per app per token lifetime when healthy).", []string{"account"}, nil)
-	certExpiryDesc = prometheus.NewDesc("mailpoller_certificate_expiry_timestamp_seconds",
-		"When the account's client certificate expires (alert when it is less than 30 days away).", []string{"account"}, nil)
-)
-
-// Collect implements prometheus.Collector.
-func (t *tokens) Collect(ch chan<- prometheus.Metric) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for s, name := range t.names {
-		ch <- prometheus.MustNewConstMetric(tokenRequestsDesc, prometheus.CounterValue, float64(s.Requests()), name)
-		if exp, ok := s.CertificateExpiry(); ok {
-			ch <- prometheus.MustNewConstMetric(certExpiryDesc, prometheus.GaugeValue, float64(exp.Unix()), name)
-		}
-	}
 }
 
 // sleep waits d or until ctx is done; it reports whether d elapsed.

@@ -5,21 +5,19 @@ import (
 	"testing"
 
 	"github.com/mailpoller/mailpoller/config"
+	"github.com/mailpoller/mailpoller/source"
 )
 
 // Every field of a resolved mailbox takes part in the reload signature,
 // so a new field cannot be silently ignored on SIGHUP.
 func TestSignatureCoversEveryMailboxField(t *testing.T) {
-	base := config.Mailbox{Account: &config.Account{Name: "a"}, Address: "x@contoso.test"}
+	base := config.Mailbox{Account: &config.Account{Name: "a"}, Mailbox: source.Mailbox{Address: "x@contoso.test"}}
 	sig := signature(base)
-	typ := reflect.TypeOf(base)
+	typ := reflect.TypeOf(base.Mailbox)
 	for i := range typ.NumField() {
 		f := typ.Field(i)
-		if f.Name == "Account" {
-			continue
-		}
 		changed := base
-		v := reflect.ValueOf(&changed).Elem().Field(i)
+		v := reflect.ValueOf(&changed.Mailbox).Elem().Field(i)
 		switch v.Kind() {
 		case reflect.String:
 			v.SetString("changed")
@@ -36,7 +34,7 @@ func TestSignatureCoversEveryMailboxField(t *testing.T) {
 	}
 	acct := *base.Account
 	acct.Server = "other:993"
-	if signature(config.Mailbox{Account: &acct, Address: base.Address}) == sig {
+	if signature(config.Mailbox{Account: &acct, Mailbox: base.Mailbox}) == sig {
 		t.Error("changing the account's server does not change the reload signature")
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net/http"
 	"sync"
 	"time"
 
@@ -14,8 +13,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mailpoller/mailpoller/config"
-	"github.com/mailpoller/mailpoller/ews"
-	"github.com/mailpoller/mailpoller/imap"
 	"github.com/mailpoller/mailpoller/message"
 	"github.com/mailpoller/mailpoller/publish"
 	"github.com/mailpoller/mailpoller/source"
@@ -29,7 +26,7 @@ type worker struct {
 	stop       context.Context // done: start nothing new
 	mon        *Monitor
 	nats       *publish.Conn
-	tokens     *tokens
+	tokens     *Transports
 	once       bool
 	notify     func(*publish.Event)
 	log        *slog.Logger
@@ -100,8 +97,8 @@ func (w *worker) run(ctx context.Context) (int, error) {
 		}
 		attempt++
 		if w.once && (attempt >= onceAttempts || isPermanent(err)) {
-			w.log.Error("mailbox failed", "err", err, "fix", Fix(err))
-			w.mon.update(w.mb, func(s *MailboxStatus) { s.State, s.LastError, s.Fix = StateFailed, err.Error(), Fix(err) })
+			w.log.Error("mailbox failed", "err", err, "fix", Fix(err, w.admin()))
+			w.mon.update(w.mb, func(s *MailboxStatus) { s.State, s.LastError, s.Fix = StateFailed, err.Error(), Fix(err, w.admin()) })
 			return w.published, err
 		}
 		delay := backoff(attempt, err)
@@ -123,18 +120,10 @@ func backoff(attempt int, err error) time.Duration {
 	d := backoffMin << min(max(attempt-1, 0), 10)
 	d = min(d, backoffMax)
 	d = d/2 + rand.N(d/2+1)
-	if s, ok := serverWait(err); ok {
+	if s, ok := retryAfter(err); ok {
 		d = max(d, min(max(s, backoffMin), permanentBackoff))
 	}
 	return d
-}
-
-// serverWait is the wait a server asked for in err, if it asked.
-func serverWait(err error) (time.Duration, bool) {
-	if d, ok := imap.Backoff(err); ok {
-		return d, true
-	}
-	return ews.Backoff(err)
 }
 
 func (w *worker) setState(s string) {
@@ -156,7 +145,7 @@ func (w *worker) setState(s string) {
 
 func (w *worker) backingOff(err error, delay time.Duration) {
 	w.state = StateBackingOff
-	fix := Fix(err)
+	fix := Fix(err, w.admin())
 	next := time.Now().Add(delay)
 	w.mon.update(w.mb, func(st *MailboxStatus) {
 		st.State, st.LastError, st.Fix, st.NextTry = StateBackingOff, err.Error(), fix, &next
@@ -180,50 +169,14 @@ func (w *worker) backingOff(err error, delay time.Duration) {
 	w.log.Log(context.Background(), level, "mailbox backing off", args...)
 }
 
+// open connects the mailbox through its account's transport; ctx bounds
+// connecting only.
 func (w *worker) open(ctx context.Context) (source.Source, error) {
-	a := w.mb.Account
-	tc, err := publish.TLSConfig(a.TLS, "")
+	tr, err := w.tokens.For(w.mb.Account)
 	if err != nil {
-		return nil, source.Permanent(err)
+		return nil, err
 	}
-	// Two minutes: a GetItem answer carries up to max_message_bytes of
-	// base64 MIME. EWS streaming makes its own client without this bound.
-	hc := &http.Client{Timeout: 2 * time.Minute, Transport: &http.Transport{TLSClientConfig: tc.Clone(), Proxy: http.ProxyFromEnvironment}}
-	ts, err := w.tokens.source(a, hc)
-	if err != nil {
-		return nil, source.Permanent(err)
-	}
-	switch a.Protocol {
-	case "", "imap":
-		return imap.Open(ctx, imap.Options{
-			Addr:            a.Server,
-			TLSConfig:       tc,
-			Mailbox:         w.mb.Address,
-			Folder:          w.mb.Folder,
-			StartFrom:       w.mb.StartFrom,
-			AfterRead:       w.mb.AfterRead,
-			MoveTo:          w.mb.MoveTo,
-			MaxMessageBytes: w.mb.MaxMessageBytes,
-			Logger:          w.log,
-			Token: func(ctx context.Context) (string, time.Time, error) {
-				t, err := ts.Token(ctx)
-				return t.Value, t.Expiry, err
-			},
-		})
-	case "ews":
-		return ews.Open(ctx, ews.SourceOptions{
-			Client:          w.tokens.ewsClient(a, hc, ts),
-			Mailbox:         w.mb.Address,
-			Folder:          w.mb.Folder,
-			StartFrom:       w.mb.StartFrom,
-			AfterRead:       w.mb.AfterRead,
-			MoveTo:          w.mb.MoveTo,
-			MaxMessageBytes: w.mb.MaxMessageBytes,
-			Logger:          w.log,
-		})
-	default:
-		return nil, source.Permanent(fmt.Errorf("unknown protocol %q", a.Protocol))
-	}
+	return tr.Open(ctx, w.mb.Mailbox, w.log)
 }
 
 func (w *worker) stateKey() string {
@@ -557,6 +510,6 @@ func (w *worker) stalled(err error) {
 	w.log.Warn("mailbox stalled, closing the connection", "err", err)
 	w.mon.metrics.errors.WithLabelValues(w.mb.Account.Name, w.mb.Address, "stalled").Inc()
 	w.mon.update(w.mb, func(st *MailboxStatus) {
-		st.State, st.Stalled, st.LastError, st.Fix = StateStalled, true, err.Error(), Fix(err)
+		st.State, st.Stalled, st.LastError, st.Fix = StateStalled, true, err.Error(), Fix(err, w.admin())
 	})
 }

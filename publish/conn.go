@@ -6,12 +6,9 @@ package publish
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -212,7 +209,7 @@ func ClientOptions(cfg config.NATS, log *slog.Logger) ([]nats.Option, error) {
 		opts = append(opts, nats.Token(cfg.Token))
 	}
 	if cfg.TLS.CAFile != "" || cfg.TLS.InsecureSkipVerify {
-		tc, err := TLSConfig(cfg.TLS, "")
+		tc, err := cfg.TLS.ClientConfig("")
 		if err != nil {
 			return nil, fmt.Errorf("nats tls: %w", err)
 		}
@@ -222,24 +219,6 @@ func ClientOptions(cfg config.NATS, log *slog.Logger) ([]nats.Option, error) {
 		}
 	}
 	return opts, nil
-}
-
-// TLSConfig builds a client TLS config from the config's tls block.
-// serverName may be empty to take it from the dialled address.
-func TLSConfig(t config.TLS, serverName string) (*tls.Config, error) {
-	tc := &tls.Config{ServerName: serverName, MinVersion: tls.VersionTLS12, InsecureSkipVerify: t.InsecureSkipVerify}
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("read ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("ca_file %s holds no PEM certificate", t.CAFile)
-		}
-		tc.RootCAs = pool
-	}
-	return tc, nil
 }
 
 func (c *Conn) ensure(ctx context.Context) error {

@@ -1,7 +1,11 @@
 // Package source is the contract between a mail transport (imap, ews) and
-// the poller: a Source reads one folder of one mailbox and hands new
-// messages over in batches, each with the checkpoint to save once the batch
-// is handled.
+// the poller. A Transport is one protocol's way into one account's
+// mailboxes: it names the token scope and Exchange role it needs, opens a
+// Source for a Mailbox, and probes one for `mailpoller check`. A Source
+// reads one folder of one mailbox and hands new messages over in batches,
+// each with the checkpoint to save once the batch is handled. Transport
+// errors say how long to wait (Throttled) and what an admin must fix
+// (Fixer); the poller finds both with errors.As.
 //
 // The order is fixed and is what makes "nothing lost" true: the poller
 // publishes every message of a batch and waits for its PubAck, then calls
@@ -15,8 +19,16 @@ import (
 	"time"
 )
 
-// Source reads new mail from one folder of one mailbox. A Source is owned by
-// one goroutine and is not safe for concurrent use.
+// Source reads new mail from one folder of one mailbox. Its owner (the
+// poller's mailbox loop) calls Poll, Wait and Close, never two at once.
+// While Poll runs, the owner may call AfterRead and Quarantiner.Quarantine
+// from one other goroutine, for a batch Poll has already handed over: the
+// poller commits batch n (publish, after-read, checkpoint) while Poll
+// fetches batch n+1. So a Source must let AfterRead and Quarantine run
+// beside Poll (IMAP pipelines them on its one connection; EWS sends
+// separate requests); Close may come from any goroutine, at any time (a
+// stall watchdog ends a hung Poll with it), and makes the call in progress
+// return an error.
 type Source interface {
 	// Poll finds the messages that are new since state (nil: no checkpoint
 	// yet, so the mailbox's start_from decides) and calls handle with them in

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -16,10 +15,9 @@ import (
 
 	"github.com/mailpoller/mailpoller/auth"
 	"github.com/mailpoller/mailpoller/config"
-	"github.com/mailpoller/mailpoller/ews"
-	"github.com/mailpoller/mailpoller/imap"
 	"github.com/mailpoller/mailpoller/poller"
 	"github.com/mailpoller/mailpoller/publish"
+	"github.com/mailpoller/mailpoller/source"
 )
 
 // checkRow is one line of `mailpoller check`.
@@ -31,9 +29,6 @@ type checkRow struct {
 	Cause  string `json:"cause,omitempty"`
 	Fix    string `json:"fix,omitempty"`
 }
-
-// requiredRole is the Exchange application permission each transport needs.
-var requiredRole = map[string]string{"imap": "IMAP.AccessAsApp", "ews": "full_access_as_app"}
 
 func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	fs, path := flags("check", stderr, "config file")
@@ -54,6 +49,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	}
 	rows := []checkRow{{Check: "config", Target: *path, OK: true, Detail: fmt.Sprintf("%d accounts, %d mailboxes", len(cfg.Accounts), len(cfg.Mailboxes()))}}
 	ctx := context.Background()
+	trs := poller.NewTransports(slog.New(slog.DiscardHandler))
 	found := false
 	for i := range cfg.Accounts {
 		a := &cfg.Accounts[i]
@@ -61,7 +57,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		found = true
-		rows = append(rows, checkAccount(ctx, cfg, a, *timeout)...)
+		rows = append(rows, checkAccount(ctx, trs, cfg, a, *timeout)...)
 	}
 	if *account != "" && !found {
 		fmt.Fprintf(stderr, "mailpoller check: no account %q in %s\n", *account, *path)
@@ -108,22 +104,18 @@ func printRows(w io.Writer, rows []checkRow) {
 	}
 }
 
-// checkAccount gets a token, inspects its claims, and probes every mailbox.
-func checkAccount(ctx context.Context, cfg *config.Config, a *config.Account, timeout time.Duration) []checkRow {
+// checkAccount gets a token, inspects its claims, and probes every mailbox
+// through the account's transport, the same one `run` uses.
+func checkAccount(ctx context.Context, trs *poller.Transports, cfg *config.Config, a *config.Account, timeout time.Duration) []checkRow {
 	target := a.Name
-	tc, err := publish.TLSConfig(a.TLS, "")
+	admin := source.Admin{Account: a.Name, TenantID: a.TenantID, ClientID: a.ClientID}
+	tr, err := trs.For(a)
 	if err != nil {
-		return []checkRow{{Check: "tls", Target: target, Cause: err.Error(), Fix: "fix tls.ca_file"}}
+		return []checkRow{{Check: "transport", Target: target, Cause: err.Error(), Fix: "fix the account's tls.ca_file or protocol"}}
 	}
-	hc := &http.Client{Timeout: timeout, Transport: &http.Transport{TLSClientConfig: tc.Clone(), Proxy: http.ProxyFromEnvironment}}
-	var certFile, keyFile string
-	if a.Certificate != nil {
-		certFile, keyFile = a.Certificate.CertFile, a.Certificate.KeyFile
-	}
-	ts, err := auth.New(auth.Credentials{Authority: a.AuthorityURL(), AllowHTTP: a.InsecureHTTP, TenantID: a.TenantID, ClientID: a.ClientID,
-		ClientSecret: a.ClientSecret, CertFile: certFile, KeyFile: keyFile, FederatedTokenFile: a.FederatedTokenFile}, &auth.Options{HTTPClient: hc})
+	ts, err := trs.TokenSource(a)
 	if err != nil {
-		return []checkRow{{Check: "credentials", Target: target, Cause: err.Error(), Fix: poller.Fix(err)}}
+		return []checkRow{{Check: "credentials", Target: target, Cause: err.Error(), Fix: poller.Fix(err, admin)}}
 	}
 	var rows []checkRow
 	if exp, ok := ts.CertificateExpiry(); ok {
@@ -140,16 +132,17 @@ func checkAccount(ctx context.Context, cfg *config.Config, a *config.Account, ti
 	tok, err := ts.Token(tctx)
 	cancel()
 	if err != nil {
-		return append(rows, checkRow{Check: "token", Target: target, Cause: err.Error(), Fix: poller.Fix(err)})
+		return append(rows, checkRow{Check: "token", Target: target, Cause: err.Error(), Fix: poller.Fix(err, admin)})
 	}
 	claims, err := auth.ParseClaims(tok.Value)
 	if err != nil {
 		return append(rows, checkRow{Check: "token", Target: target, Cause: "the token is not a readable JWT: " + err.Error(),
 			Fix: "check that authority points at Entra ID (or the simulator)"})
 	}
+	admin.ObjectID = claims.ObjectID
 	rows = append(rows, checkRow{Check: "token", Target: target, OK: true, Detail: fmt.Sprintf("tenant=%s app=%s aud=%s roles=[%s] expires=%s",
 		claims.Tenant, claims.AppID, claims.Audience, strings.Join(claims.Roles, ","), claims.Expiry.Format(time.TimeOnly))})
-	role := requiredRole[a.Protocol]
+	role := tr.Role()
 	if !claims.HasRole(role) {
 		cause := "the token has no roles claim"
 		if len(claims.Roles) > 0 {
@@ -161,101 +154,32 @@ func checkAccount(ctx context.Context, cfg *config.Config, a *config.Account, ti
 	} else {
 		rows = append(rows, checkRow{Check: "permission", Target: target, OK: true, Detail: role})
 	}
-	getToken := func(ctx context.Context) (string, time.Time, error) {
-		t, err := ts.Token(ctx)
-		return t.Value, t.Expiry, err
-	}
-	var ewsClient *ews.Client
-	if a.Protocol == "ews" {
-		ewsClient = ews.NewClient(ews.Options{URL: a.Server, AllowHTTP: a.InsecureHTTP, HTTPClient: hc, Token: func(ctx context.Context) (string, error) {
-			t, err := ts.Token(ctx)
-			return t.Value, err
-		}, OnUnauthorized: func(tok string) { ts.Invalidate(auth.Token{Value: tok}) }})
-	}
 	for _, mb := range cfg.Mailboxes() {
 		if mb.Account != a {
 			continue
 		}
 		mctx, cancel := context.WithTimeout(ctx, timeout)
-		if a.Protocol == "ews" {
-			rows = append(rows, checkEWSMailbox(mctx, ewsClient, mb))
-		} else {
-			rows = append(rows, checkIMAPMailbox(mctx, mb, getToken, claims))
-		}
+		admin.Mailbox = mb.Address
+		rows = append(rows, checkMailbox(mctx, tr, mb, admin))
 		cancel()
 	}
 	return rows
 }
 
-func checkIMAPMailbox(ctx context.Context, mb config.Mailbox, token func(context.Context) (string, time.Time, error), claims auth.Claims) checkRow {
+// checkMailbox probes one mailbox through its transport.
+func checkMailbox(ctx context.Context, tr source.Transport, mb config.Mailbox, admin source.Admin) checkRow {
 	r := checkRow{Check: "mailbox", Target: mb.Account.Name + "/" + mb.Address + "/" + mb.Folder}
-	tlsc, _ := publish.TLSConfig(mb.Account.TLS, "")
-	res, err := imap.Probe(ctx, imap.Options{Addr: mb.Account.Server, TLSConfig: tlsc, Mailbox: mb.Address, Folder: mb.Folder,
-		MoveTo: moveTo(mb), Token: token})
+	p, err := tr.Probe(ctx, mb.Mailbox)
 	if err != nil {
-		r.Cause, r.Fix = err.Error(), poller.Fix(err)
-		if errors.Is(err, imap.ErrAuthFailed) {
-			r.Fix = imapAuthFix(mb, claims)
-		}
+		r.Cause, r.Fix = err.Error(), poller.Fix(err, admin)
 		return r
 	}
 	r.OK = true
-	r.Detail = fmt.Sprintf("%d messages, %d unread", res.Messages, res.Unseen)
-	if res.MoveToExists != nil && !*res.MoveToExists {
+	r.Detail = fmt.Sprintf("%d messages, %d unread", p.Messages, p.Unread)
+	if p.MoveToExists != nil && !*p.MoveToExists {
 		r.OK = false
 		r.Cause = fmt.Sprintf("move_to folder %q does not exist", mb.MoveTo)
 		r.Fix = "create the folder in the mailbox, or fix move_to"
-	}
-	return r
-}
-
-func moveTo(mb config.Mailbox) string {
-	if mb.AfterRead == "move" {
-		return mb.MoveTo
-	}
-	return ""
-}
-
-// imapAuthFix spells out the Exchange Online steps with this account's ids.
-func imapAuthFix(mb config.Mailbox, c auth.Claims) string {
-	oid := c.ObjectID
-	if oid == "" {
-		oid = "<Enterprise application Object ID>"
-	}
-	return strings.Join([]string{
-		"Exchange refused the app for this mailbox. In Exchange Online PowerShell:",
-		"  Connect-ExchangeOnline -Organization " + mb.Account.TenantID,
-		"  New-ServicePrincipal -AppId " + mb.Account.ClientID + " -ObjectId " + oid + " -DisplayName \"mailpoller " + mb.Account.Name + "\"",
-		"  Add-MailboxPermission -Identity " + mb.Address + " -User " + oid + " -AccessRights FullAccess",
-		"The ObjectId is the Enterprise application's (service principal's) Object ID, not the app registration's; " +
-			"the token's oid claim above is that id. Repeat Add-MailboxPermission for every additional user.",
-	}, "\n")
-}
-
-func checkEWSMailbox(ctx context.Context, c *ews.Client, mb config.Mailbox) checkRow {
-	r := checkRow{Check: "mailbox", Target: mb.Account.Name + "/" + mb.Address + "/" + mb.Folder}
-	folder := ews.FolderID{Distinguished: "inbox"}
-	if !strings.EqualFold(mb.Folder, "INBOX") {
-		f, err := c.FindFolder(ctx, mb.Address, mb.Folder)
-		if err != nil {
-			r.Cause, r.Fix = err.Error(), poller.Fix(err)
-			return r
-		}
-		folder = f
-	}
-	f, err := c.GetFolder(ctx, mb.Address, folder)
-	if err != nil {
-		r.Cause, r.Fix = err.Error(), poller.Fix(err)
-		return r
-	}
-	r.OK = true
-	r.Detail = fmt.Sprintf("%d messages, %d unread", f.TotalCount, f.UnreadCount)
-	if name := moveTo(mb); name != "" {
-		if _, err := c.FindFolder(ctx, mb.Address, name); err != nil {
-			r.OK = false
-			r.Cause = fmt.Sprintf("move_to folder %q: %v", name, err)
-			r.Fix = "create the folder in the mailbox, or fix move_to"
-		}
 	}
 	return r
 }

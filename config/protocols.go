@@ -1,0 +1,40 @@
+package config
+
+// protocol is what config knows of one transport: its name in the file,
+// the server it talks to by default, and how its server key is checked.
+// A new transport adds one row here (and its name to the schema's enum).
+type protocol struct {
+	name          string
+	defaultServer string
+	checkServer   func(d *decoder, a *Account, p string)
+}
+
+// protocols lists the transports, the default first.
+var protocols = []protocol{
+	{name: "imap", defaultServer: DefaultIMAPServer, checkServer: func(d *decoder, a *Account, p string) {
+		d.hostPort(p+".server", a.Server, "write host:port of the IMAP server, e.g. outlook.office365.com:993", false)
+	}},
+	{name: "ews", defaultServer: DefaultEWSServer, checkServer: func(d *decoder, a *Account, p string) {
+		if d.httpURL(p+".server", a.Server, "write the EWS endpoint URL, e.g. https://outlook.office365.com/EWS/Exchange.asmx") {
+			d.plainHTTP(a, p, p+".server", a.Server, "the bearer token")
+		}
+	}},
+}
+
+// protocolNamed is the protocol called name, if there is one.
+func protocolNamed(name string) (protocol, bool) {
+	for _, pr := range protocols {
+		if pr.name == name {
+			return pr, true
+		}
+	}
+	return protocol{}, false
+}
+
+func protocolNames() []string {
+	names := make([]string, len(protocols))
+	for i, pr := range protocols {
+		names[i] = pr.name
+	}
+	return names
+}

@@ -1,0 +1,71 @@
+package imap
+
+import (
+	"context"
+	"crypto/tls"
+	"log/slog"
+	"time"
+
+	"github.com/mailpoller/mailpoller/source"
+)
+
+// Scope is the OAuth scope of IMAP tokens for Exchange Online.
+const Scope = "https://outlook.office365.com/.default"
+
+// Role is the application permission IMAP needs on Office 365 Exchange
+// Online.
+const Role = "IMAP.AccessAsApp"
+
+// Transport reaches the mailboxes of one account over IMAP: one
+// connection per mailbox, each authenticated with XOAUTH2. It implements
+// source.Transport and is safe for concurrent use.
+type Transport struct {
+	Addr      string      // host:port, implicit TLS
+	TLSConfig *tls.Config // nil: system roots; shared, never changed
+	Tokens    source.Tokens
+	// ReadTimeout, CommandTimeout and MaxLineBytes: see Options; 0 means
+	// the defaults.
+	ReadTimeout    time.Duration
+	CommandTimeout time.Duration
+	MaxLineBytes   int64
+}
+
+// Scope implements source.Transport.
+func (t *Transport) Scope() string { return Scope }
+
+// Role implements source.Transport.
+func (t *Transport) Role() string { return Role }
+
+func (t *Transport) options(mb source.Mailbox, log *slog.Logger) Options {
+	return Options{
+		Mailbox: mb, Addr: t.Addr, TLSConfig: t.TLSConfig, Logger: log,
+		ReadTimeout: t.ReadTimeout, CommandTimeout: t.CommandTimeout, MaxLineBytes: t.MaxLineBytes,
+		Token: func(ctx context.Context) (string, time.Time, error) { return t.Tokens.Token(ctx, Scope) },
+	}
+}
+
+// Open implements source.Transport: ctx bounds connecting, Close ends the
+// connection.
+func (t *Transport) Open(ctx context.Context, mb source.Mailbox, log *slog.Logger) (source.Source, error) {
+	life, end := context.WithCancel(context.WithoutCancel(ctx))
+	disarm := context.AfterFunc(ctx, end)
+	s, err := Open(life, t.options(mb, log))
+	disarm()
+	if err != nil {
+		end()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Probe implements source.Transport.
+func (t *Transport) Probe(ctx context.Context, mb source.Mailbox) (source.Probe, error) {
+	if mb.AfterRead != source.Move {
+		mb.MoveTo = ""
+	}
+	res, err := Probe(ctx, t.options(mb, slog.New(slog.DiscardHandler)))
+	if res == nil {
+		return source.Probe{}, err
+	}
+	return source.Probe{Messages: int(res.Messages), Unread: res.Unseen, MoveToExists: res.MoveToExists}, err
+}
