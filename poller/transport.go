@@ -49,7 +49,7 @@ type Transports struct {
 	log   *slog.Logger
 	auth  map[string]*auth.Source // by credentials and scope
 	names map[*auth.Source]string // account name, for metrics
-	accts map[string]*account // by account configuration
+	accts map[string]*account     // by account configuration
 }
 
 // account is one account's transport and the HTTP client its tokens use.
