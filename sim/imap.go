@@ -88,11 +88,11 @@ type discard struct{}
 
 func (discard) Printf(string, ...any) {}
 
-// Addr is the host:port the server listens on.
-func (s *IMAPServer) Addr() string { return s.ln.Addr().String() }
+// addr is the host:port the server listens on.
+func (s *IMAPServer) addr() string { return s.ln.Addr().String() }
 
-// Close stops the listener and ends every connection.
-func (s *IMAPServer) Close() { s.srv.Close() }
+// stop closes the listener and ends every connection.
+func (s *IMAPServer) stop() { s.srv.Close() }
 
 // Connections counts the connections accepted so far.
 func (s *IMAPServer) Connections() int {

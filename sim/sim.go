@@ -116,7 +116,7 @@ func Start(ctx context.Context, seed *Seed, opts *Options) (*Sim, error) {
 func (s *Sim) Endpoints() Endpoints {
 	base := "https://" + s.httpLn.Addr().String()
 	return Endpoints{
-		Authority: base, TokenURL: base + "/{tenant}/oauth2/v2.0/token", IMAP: s.imap.Addr(),
+		Authority: base, TokenURL: base + "/{tenant}/oauth2/v2.0/token", IMAP: s.imap.addr(),
 		EWS: base + ewsPath, Control: base + "/control", CAFile: s.caFile,
 	}
 }
@@ -142,7 +142,7 @@ func (s *Sim) EWS() *EWSServer { return s.ews }
 // Close stops every listener and connection.
 func (s *Sim) Close() {
 	if s.imap != nil {
-		s.imap.Close()
+		s.imap.stop()
 	}
 	if s.httpSrv != nil {
 		s.httpSrv.Close()
