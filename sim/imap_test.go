@@ -26,23 +26,7 @@ func TestIMAPRefusesGraphToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	conn, err := tls.Dial("tcp", s.Endpoints().IMAP, &tls.Config{RootCAs: s.CAPool()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	r := bufio.NewReader(conn)
-	line := func() string {
-		l, err := r.ReadString('\n')
-		if err != nil {
-			t.Fatalf("read: %v", err)
-		}
-		return strings.TrimRight(l, "\r\n")
-	}
-	if g := line(); !strings.HasPrefix(g, "* OK") {
-		t.Fatalf("greeting %q", g)
-	}
+	conn, line := dialIMAP(t, s)
 	auth := func(tag, scope string) string {
 		_, b := token(t, s, tenant, app1, "secret-1", scope)
 		tok, _ := b["access_token"].(string)
@@ -66,4 +50,29 @@ func TestIMAPRefusesGraphToken(t *testing.T) {
 	if n := s.IMAP().Sessions("support@contoso.test"); n != 1 {
 		t.Fatalf("authenticated sessions on support@: %d, want 1", n)
 	}
+}
+
+// dialIMAP connects to s's IMAP server, reads the greeting, and returns
+// the connection and a reader of its next line; the connection closes
+// with the test.
+func dialIMAP(t *testing.T, s *Sim) (*tls.Conn, func() string) {
+	t.Helper()
+	conn, err := tls.Dial("tcp", s.Endpoints().IMAP, &tls.Config{RootCAs: s.CAPool()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(conn)
+	line := func() string {
+		l, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("read: %v", err)
+		}
+		return strings.TrimRight(l, "\r\n")
+	}
+	if g := line(); !strings.HasPrefix(g, "* OK") {
+		t.Fatalf("greeting %q", g)
+	}
+	return conn, line
 }

@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"encoding/base64"
@@ -171,23 +170,7 @@ func TestIMAPAuthorization(t *testing.T) {
 // TestIMAPWire checks Exchange's exact words on the wire.
 func TestIMAPWire(t *testing.T) {
 	s := start(t, nil)
-	conn, err := tls.Dial("tcp", s.Endpoints().IMAP, &tls.Config{RootCAs: s.CAPool()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	r := bufio.NewReader(conn)
-	line := func() string {
-		l, err := r.ReadString('\n')
-		if err != nil {
-			t.Fatalf("read: %v", err)
-		}
-		return strings.TrimRight(l, "\r\n")
-	}
-	if g := line(); !strings.HasPrefix(g, "* OK") {
-		t.Fatalf("greeting %q", g)
-	}
+	conn, line := dialIMAP(t, s)
 	bad := base64.StdEncoding.EncodeToString([]byte("user=support@contoso.test\x01auth=Bearer nope\x01\x01"))
 	conn.Write([]byte("A1 AUTHENTICATE XOAUTH2 " + bad + "\r\n"))
 	if got := line(); got != "A1 NO AUTHENTICATE failed." {
