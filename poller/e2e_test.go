@@ -240,8 +240,8 @@ func checkEvent(t *testing.T, ev publish.Event, raw []byte) {
 			t.Errorf("event %s attachment %d = %+v, want %+v", ev.ID, i, a, w)
 		}
 	}
-	if ev.Subject != "" && ev.Subject != "<"+want.MessageID+">" {
-		t.Errorf("event subject %q, want <%s>", ev.Subject, want.MessageID)
+	if ev.Subject != want.MessageID {
+		t.Errorf("event subject %q, want %s (data.message_id's form)", ev.Subject, want.MessageID)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"mime"
 	"slices"
 	"time"
 
@@ -26,21 +27,87 @@ const chunkSize = 128 << 10
 const stallWait = 5 * time.Second
 
 // blobPut is one object to store: data under key, the lower-case hex of
-// its sha256.
+// its sha256, with the filename and content type a consumer serves it as.
 type blobPut struct {
-	key  string
-	data []byte
+	key         string
+	data        []byte
+	filename    string
+	contentType string
+}
+
+// Object-store metadata keys of every blob (ObjectInfo.Metadata), so a
+// consumer holding only a key can serve the file. The same two facts are
+// also in the object's headers, as Content-Type and Content-Disposition.
+// A blob is stored once per content: when two attachments share their
+// bytes, the metadata is that of the first one stored.
+const (
+	MetaFilename    = "filename"
+	MetaContentType = "content_type"
+)
+
+// Filenames and content types of the blobs that are not attachments.
+const (
+	rawFilename  = "message.eml"
+	rawType      = "message/rfc822"
+	textFilename = "body.txt"
+	textType     = "text/plain; charset=utf-8"
+	htmlFilename = "body.html"
+	htmlType     = "text/html; charset=utf-8"
+	octetType    = "application/octet-stream"
+)
+
+// rawPut is the object of a raw message.
+func rawPut(raw []byte) blobPut {
+	sum := sha256.Sum256(raw)
+	return blobPut{key: hex.EncodeToString(sum[:]), data: raw, filename: rawFilename, contentType: rawType}
+}
+
+// attachmentPut is the object of an attachment's data; its SHA256 must be
+// that of data.
+func attachmentPut(a *message.Attachment, data []byte) blobPut {
+	ct := a.ContentType
+	if ct == "" {
+		ct = octetType
+	}
+	return blobPut{key: a.SHA256, data: data, filename: a.Filename, contentType: ct}
 }
 
 // PutBlob stores data in the object store under its sha256 (once: an
-// existing object is reused) and returns the reference.
+// existing object is reused) and returns the reference. Its metadata
+// says application/octet-stream and no filename; PutFile names both.
 func (c *Conn) PutBlob(ctx context.Context, data []byte) (*message.Blob, error) {
+	return c.PutFile(ctx, data, "", octetType)
+}
+
+// PutFile is PutBlob with the filename and content type kept in the
+// object's metadata (MetaFilename, MetaContentType).
+func (c *Conn) PutFile(ctx context.Context, data []byte, filename, contentType string) (*message.Blob, error) {
 	sum := sha256.Sum256(data)
-	refs, err := c.putBlobs(ctx, []blobPut{{hex.EncodeToString(sum[:]), data}})
+	refs, err := c.putBlobs(ctx, []blobPut{{key: hex.EncodeToString(sum[:]), data: data, filename: filename, contentType: contentType}})
 	if err != nil {
 		return nil, err
 	}
 	return refs[0], nil
+}
+
+// objectMeta is the object-store meta of p: its name, and its filename
+// and content type as metadata and as headers.
+func objectMeta(p blobPut) jetstream.ObjectMeta {
+	ct := p.contentType
+	if ct == "" {
+		ct = octetType
+	}
+	meta := jetstream.ObjectMeta{
+		Name:     p.key,
+		Opts:     &jetstream.ObjectMetaOptions{ChunkSize: chunkSize},
+		Metadata: map[string]string{MetaContentType: ct},
+		Headers:  nats.Header{"Content-Type": []string{ct}},
+	}
+	if p.filename != "" {
+		meta.Metadata[MetaFilename] = p.filename
+		meta.Headers.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": p.filename}))
+	}
+	return meta
 }
 
 // putBlobs stores several objects, each once, and returns their
@@ -102,7 +169,7 @@ func (c *Conn) writeBlobs(ctx context.Context, puts []blobPut) ([]*message.Blob,
 			return nil, fmt.Errorf("blob key %q is not a sha256", p.key)
 		}
 		info := &jetstream.ObjectInfo{
-			ObjectMeta: jetstream.ObjectMeta{Name: p.key, Opts: &jetstream.ObjectMetaOptions{ChunkSize: chunkSize}},
+			ObjectMeta: objectMeta(p),
 			Bucket:     BlobBucket, NUID: nuid.Next(), Size: uint64(len(p.data)), ModTime: time.Now().UTC(),
 			Digest: "SHA-256=" + base64.URLEncoding.EncodeToString(sum),
 		}

@@ -23,7 +23,7 @@ func TestBlobsReadByObjectStore(t *testing.T) {
 	var puts []blobPut
 	for _, d := range datas {
 		sum := sha256.Sum256(d)
-		puts = append(puts, blobPut{hex.EncodeToString(sum[:]), d})
+		puts = append(puts, blobPut{key: hex.EncodeToString(sum[:]), data: d})
 	}
 	refs, err := c.putBlobs(ctx, puts)
 	if err != nil {

@@ -3,6 +3,7 @@ package publish
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"strings"
 	"time"
 
@@ -16,10 +17,12 @@ const EventType = "mail.received"
 // Event is the CloudEvents 1.0 envelope (structured JSON mode) of one mail.
 // configs/event.schema.json is its schema.
 type Event struct {
-	SpecVersion     string    `json:"specversion"`
-	ID              string    `json:"id"`
-	Source          string    `json:"source"`
-	Type            string    `json:"type"`
+	SpecVersion string `json:"specversion"`
+	ID          string `json:"id"`
+	Source      string `json:"source"`
+	Type        string `json:"type"`
+	// Subject is the Internet Message-ID without angle brackets, exactly
+	// as data.message_id; absent when the message has none.
 	Subject         string    `json:"subject,omitempty"`
 	Time            time.Time `json:"time"`
 	DataContentType string    `json:"datacontenttype"`
@@ -40,6 +43,31 @@ type Data struct {
 	HTMLBlob *message.Blob `json:"html_blob,omitempty"`
 	// Raw is the original message (.eml) in the object store.
 	Raw *message.Blob `json:"raw"`
+}
+
+// MarshalJSON writes d with every list as [] when it is empty, never null,
+// so consumers can iterate without a null check.
+func (d Data) MarshalJSON() ([]byte, error) {
+	type plain Data // without this method
+	p := plain(d)
+	p.InReplyTo = orEmpty(p.InReplyTo)
+	p.References = orEmpty(p.References)
+	p.From = orEmpty(p.From)
+	p.ReplyTo = orEmpty(p.ReplyTo)
+	p.To = orEmpty(p.To)
+	p.Cc = orEmpty(p.Cc)
+	p.Headers = orEmpty(p.Headers)
+	p.Attachments = orEmpty(p.Attachments)
+	p.Problems = orEmpty(p.Problems)
+	return json.Marshal(p)
+}
+
+// orEmpty is s, or an empty slice when s is nil.
+func orEmpty[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
 }
 
 // Origin names where a message was read.
@@ -83,16 +111,12 @@ func NewEvent(o Origin, m *message.Message, received time.Time) *Event {
 	if t.IsZero() {
 		t = time.Now()
 	}
-	subject := ""
-	if m.MessageID != "" {
-		subject = "<" + m.MessageID + ">"
-	}
 	return &Event{
 		SpecVersion:     "1.0",
 		ID:              EventID(o),
 		Source:          "mailpoller/" + o.Account + "/" + o.Mailbox + "/" + o.Folder,
 		Type:            EventType,
-		Subject:         subject,
+		Subject:         m.MessageID, // the same form as data.message_id: no angle brackets
 		Time:            t.UTC(),
 		DataContentType: "application/json",
 		Data: Data{

@@ -2,8 +2,6 @@ package publish
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -46,8 +44,7 @@ func (c *Conn) Publish(ctx context.Context, subject string, ev *Event, raw []byt
 func (c *Conn) Prepare(ctx context.Context, subject string, ev *Event, raw []byte) (*nats.Msg, error) {
 	var puts []blobPut
 	if raw != nil {
-		sum := sha256.Sum256(raw)
-		puts = append(puts, blobPut{hex.EncodeToString(sum[:]), raw})
+		puts = append(puts, rawPut(raw))
 	}
 	var large []*message.Attachment
 	for i := range ev.Data.Attachments {
@@ -59,7 +56,7 @@ func (c *Conn) Prepare(ctx context.Context, subject string, ev *Event, raw []byt
 			a.Data, a.Content = a.Content, nil
 			continue
 		}
-		puts = append(puts, blobPut{a.SHA256, a.Content}) // the parser hashed it already
+		puts = append(puts, attachmentPut(a, a.Content)) // the parser hashed it already
 		large = append(large, a)
 	}
 	refs, err := c.putBlobs(ctx, puts)
@@ -115,7 +112,7 @@ func (c *Conn) fit(ctx context.Context, ev *Event) ([]byte, error) {
 				if a.Data == nil {
 					continue
 				}
-				refs, err := c.putBlobs(ctx, []blobPut{{a.SHA256, a.Data}})
+				refs, err := c.putBlobs(ctx, []blobPut{attachmentPut(a, a.Data)})
 				if err != nil {
 					return err
 				}
@@ -125,14 +122,14 @@ func (c *Conn) fit(ctx context.Context, ev *Event) ([]byte, error) {
 		},
 		func() error { // 2: bodies
 			if ev.Data.Text != "" {
-				b, err := c.PutBlob(ctx, []byte(ev.Data.Text))
+				b, err := c.PutFile(ctx, []byte(ev.Data.Text), textFilename, textType)
 				if err != nil {
 					return err
 				}
 				ev.Data.TextBlob, ev.Data.Text = b, ""
 			}
 			if ev.Data.HTML != "" {
-				b, err := c.PutBlob(ctx, []byte(ev.Data.HTML))
+				b, err := c.PutFile(ctx, []byte(ev.Data.HTML), htmlFilename, htmlType)
 				if err != nil {
 					return err
 				}
