@@ -2,6 +2,7 @@ package publish
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -31,6 +32,7 @@ type embedded struct {
 	log      *slog.Logger
 	slog     *serverLog
 
+	lock       *storeLock // on storeDir, held while the server runs
 	guard      storageGuard
 	stopGuard  context.CancelFunc
 	guardDone  sync.WaitGroup
@@ -53,12 +55,25 @@ func startEmbedded(e config.Embedded, log *slog.Logger) (*embedded, error) {
 		NoLog:                  true, // its lines go through SetLoggerV2 below
 		DisableJetStreamBanner: true,
 	}
-	emb := &embedded{storeDir: dir, log: log, guard: storageGuard{kicks: make(chan string, 1)}}
+	lock, err := lockStore(dir)
+	if err != nil {
+		return nil, err
+	}
+	emb := &embedded{storeDir: dir, log: log, lock: lock, guard: storageGuard{kicks: make(chan string, 1)}}
+	ok := false
+	defer func() {
+		if !ok {
+			lock.release()
+		}
+	}()
 	if strings.EqualFold(e.Listen, ListenNone) {
 		opts.DontListen = true
 	} else {
 		host, port, err := listenAddr(e.Listen)
 		if err != nil {
+			return nil, err
+		}
+		if err := canListen(host, port); err != nil {
 			return nil, err
 		}
 		opts.Host, opts.Port = host, port
@@ -86,7 +101,7 @@ func startEmbedded(e config.Embedded, log *slog.Logger) (*embedded, error) {
 	srv.Start()
 	if !srv.ReadyForConnections(10 * time.Second) {
 		srv.Shutdown()
-		return nil, fmt.Errorf("embedded NATS server on %s did not start within 10s", e.Listen)
+		return nil, fmt.Errorf("%w: embedded NATS server on %s did not start within 10s (see its log lines above; change nats.embedded.listen if the port is taken)", ErrEmbeddedStart, e.Listen)
 	}
 	sl.running.Store(true)
 	jsc := srv.JetStreamConfig()
@@ -96,7 +111,39 @@ func startEmbedded(e config.Embedded, log *slog.Logger) (*embedded, error) {
 	}
 	emb.js = *jsc
 	emb.js.StoreDir = dir
+	ok = true
 	return emb, nil
+}
+
+// ErrEmbeddedStart means the embedded server could not start for a reason
+// in the config or on this machine (a busy port, a locked store): fix that,
+// retrying does not help.
+var ErrEmbeddedStart = errors.New("embedded NATS server cannot start")
+
+// canListen checks at once that host:port can be bound, so that a busy
+// port is reported with the key to change instead of nats-server's start
+// timing out. Port RANDOM_PORT always can.
+func canListen(host string, port int) error {
+	if port == server.RANDOM_PORT {
+		return nil
+	}
+	addr := net.JoinHostPort(host, strconv.Itoa(port))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("%w: listen on %s: %v: another program (or another mailpoller) uses the port; change nats.embedded.listen, or stop it",
+			ErrEmbeddedStart, addr, unwrapOp(err))
+	}
+	return ln.Close()
+}
+
+// unwrapOp is the system error inside a net.OpError ("address already in
+// use"), without the repeated address.
+func unwrapOp(err error) error {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil {
+		return op.Err
+	}
+	return err
 }
 
 // listenAddr splits a nats.embedded.listen value; port 0 (or -1) picks a
@@ -139,4 +186,5 @@ func (e *embedded) shutdown() {
 	e.slog.running.Store(false) // its shutdown chatter goes to debug
 	e.srv.Shutdown()
 	e.srv.WaitForShutdown()
+	e.lock.release()
 }
