@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	neturl "net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -360,4 +361,31 @@ func (c *Conn) Close() {
 	if c.emb != nil {
 		c.emb.shutdown()
 	}
+}
+
+// RedactURL is a NATS URL list with any user, password or token left out,
+// for logs and errors.
+func RedactURL(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		p = strings.TrimSpace(p)
+		u, err := neturl.Parse(p)
+		if err != nil || u.Host == "" {
+			if at := strings.LastIndex(p, "@"); at >= 0 {
+				p = "[redacted]@" + p[at+1:]
+			}
+			parts[i] = p
+			continue
+		}
+		if u.User != nil {
+			u.User = nil
+			parts[i] = "[redacted]@" + u.Host
+			if u.Scheme != "" {
+				parts[i] = u.Scheme + "://" + parts[i]
+			}
+			continue
+		}
+		parts[i] = p
+	}
+	return strings.Join(parts, ",")
 }

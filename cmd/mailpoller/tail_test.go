@@ -3,12 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"net"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/mailpoller/mailpoller/config"
+	"github.com/mailpoller/mailpoller/internal/wait"
 	"github.com/mailpoller/mailpoller/message"
 	"github.com/mailpoller/mailpoller/publish"
 )
@@ -62,5 +65,53 @@ func TestTail(t *testing.T) {
 		if !strings.Contains(got, want) {
 			t.Errorf("tail output lacks %q:\n%s", want, got)
 		}
+	}
+}
+
+// TestTailURLWithoutConfig: `tail --url … --nkey FILE` reads events from a
+// server that requires a login, with no config file (none exists in the
+// working directory) and no account secret in the environment.
+func TestTailURLWithoutConfig(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	listen := ln.Addr().String()
+	ln.Close()
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	daemon, err := publish.Connect(ctx, config.NATS{Embedded: config.Embedded{Listen: listen, StoreDir: dir}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer daemon.Close()
+	o := publish.Origin{Account: "support", Mailbox: "support@contoso.test", Folder: "INBOX", Protocol: "imap", ServerID: "1:1"}
+	ev := publish.NewEvent(o, &message.Message{Subject: "Printer jammed"}, time.Now())
+	if _, err := daemon.Publish(ctx, publish.Subject(daemon.Prefix(), o.Account, o.Mailbox), ev, nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(t.TempDir()) // no mailpoller.yaml here
+	t.Setenv("MAILPOLLER_CONFIG", filepath.Join(t.TempDir(), "missing.yaml"))
+
+	var out syncBuf
+	tctx, tcancel := context.WithCancel(ctx)
+	done := make(chan int)
+	go func() {
+		done <- runTail(tctx, []string{"--url", "nats://" + listen, "--nkey", publish.CredentialsPath(dir), "--all"}, &out, &out)
+	}()
+	wait.For(t, 10*time.Second, "tail --url prints the event", func() bool { return strings.Contains(out.String(), "id="+ev.ID) })
+	tcancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("tail exit %d:\n%s", code, out.String())
+	}
+
+	// Without the login the server refuses, and tail says so.
+	var errOut syncBuf
+	if code := runTail(ctx, []string{"--url", "nats://nobody:wrong@" + listen}, &errOut, &errOut); code != 1 {
+		t.Fatalf("tail with a wrong login: exit %d:\n%s", code, errOut.String())
+	}
+	if got := errOut.String(); !strings.Contains(strings.ToLower(got), "authorization violation") || strings.Contains(got, "wrong") {
+		t.Fatalf("tail with a wrong login says:\n%s", got)
 	}
 }
