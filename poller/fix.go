@@ -1,13 +1,19 @@
 package poller
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"net"
+	"net/http"
+	"os"
+	"syscall"
 	"time"
 
 	"github.com/mailpoller/mailpoller/auth"
+	"github.com/mailpoller/mailpoller/ews"
 	"github.com/mailpoller/mailpoller/source"
 )
 
@@ -35,8 +41,64 @@ func Fix(err error, a source.Admin) string {
 			"long-lived connections between mailpoller and the server, and at the server's health."
 	case untrusted(err):
 		return "the server's TLS certificate is not trusted: set tls.ca_file to the CA that signed it"
+	case notTLS(err):
+		return "the server did not answer in TLS: check that server names the TLS port (IMAP 993, EWS https://…:443)"
+	case wrongEWSPath(err):
+		return "the EWS URL answers HTTP 404: check server, it should be https://outlook.office365.com/EWS/Exchange.asmx " +
+			"(on-premises: https://<your Exchange host>/EWS/Exchange.asmx)"
+	}
+	var dns *net.DNSError
+	switch {
+	case errors.As(err, &dns) && dns.IsNotFound:
+		return fmt.Sprintf("the host name %q does not exist in DNS: check server (Exchange Online is outlook.office365.com) "+
+			"and authority, and the DNS resolver of this machine", dns.Name)
+	case errors.As(err, &dns):
+		return fmt.Sprintf("DNS lookup of %q failed: check this machine's DNS resolver and network", dns.Name)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "nothing listens at the server's address: check server (host and port; IMAP is 993) and any firewall on the way"
+	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
+		return "the server's network cannot be reached from here: check routing, proxy and firewall rules"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "the server or a middlebox reset the connection: check proxies and firewalls between mailpoller and the server; " +
+			"mailpoller retries with backoff"
+	case errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, context.DeadlineExceeded):
+		return "the server did not answer in time: check that server is reachable from here (firewall, proxy) and not overloaded"
 	}
 	return ""
+}
+
+// notTLS reports whether a TLS handshake met a server that does not speak
+// TLS (a plain-text port).
+func notTLS(err error) bool {
+	var rh tls.RecordHeaderError
+	return errors.As(err, &rh)
+}
+
+// wrongEWSPath reports whether an EWS request got HTTP 404: the URL names
+// no EWS endpoint.
+func wrongEWSPath(err error) bool {
+	var re *ews.ResponseError
+	return errors.As(err, &re) && re.HTTPStatus == http.StatusNotFound
+}
+
+// MissingRole says why claims do not carry role ("" when they do): the
+// token has no roles at all, or roles without this one.
+func MissingRole(claims auth.Claims, role string) string {
+	switch {
+	case claims.HasRole(role):
+		return ""
+	case len(claims.Roles) == 0:
+		return "the token has no roles claim"
+	}
+	return fmt.Sprintf("the token's roles %v lack %s", claims.Roles, role)
+}
+
+// ConsentFix is the fix for a token without role: the application
+// permission is missing or admin consent was not granted. Until it is,
+// mailbox permissions cannot be checked.
+func ConsentFix(clientID, role string) string {
+	return fmt.Sprintf("in Entra ID, open the app registration %s → API permissions → Add a permission → APIs my organization uses → "+
+		"Office 365 Exchange Online → Application permissions → %s, then \"Grant admin consent\"; new grants can take a few minutes", clientID, role)
 }
 
 // untrusted reports whether err is a failed certificate check.
@@ -73,6 +135,33 @@ func errorKind(err error) string {
 		return "connect"
 	}
 	return "other"
+}
+
+// fix is Fix for w's mailbox, as check diagnoses it: when the transport
+// refused the login and the token lacks the transport's role, the fix is
+// admin consent, not the mailbox permission the transport would suggest.
+func (w *worker) fix(ctx context.Context, err error) string {
+	a := w.admin()
+	var f source.Fixer
+	var ae *auth.Error
+	if errors.As(err, &f) && !errors.As(err, &ae) {
+		if tr, terr := w.tokens.For(w.mb.Account); terr == nil {
+			if ts, terr := w.tokens.TokenSource(w.mb.Account); terr == nil {
+				tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				tok, terr := ts.Token(tctx) // cached: the transport just used it
+				cancel()
+				if terr == nil {
+					if claims, cerr := auth.ParseClaims(tok.Value); cerr == nil {
+						if MissingRole(claims, tr.Role()) != "" {
+							return ConsentFix(a.ClientID, tr.Role())
+						}
+						a.ObjectID = claims.ObjectID
+					}
+				}
+			}
+		}
+	}
+	return Fix(err, a)
 }
 
 // admin is the ids of w's mailbox for fix texts.

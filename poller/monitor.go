@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/mailpoller/mailpoller/config"
@@ -60,7 +61,7 @@ type metrics struct {
 	published  *prometheus.CounterVec   // account, mailbox
 	bytes      *prometheus.CounterVec   // account, mailbox
 	deadLetter *prometheus.CounterVec   // account, mailbox
-	errors     *prometheus.CounterVec   // account, mailbox, kind: auth|connect|throttled|stalled|nats|server|other
+	errors     *prometheus.CounterVec   // account, mailbox, kind: auth|connect|throttled|stalled|nats|other (errorKinds)
 	pollDur    *prometheus.HistogramVec // account, mailbox
 	publishDur *prometheus.HistogramVec // account
 	backlog    *prometheus.GaugeVec     // account, mailbox
@@ -81,7 +82,7 @@ func NewMonitor() *Monitor {
 		deadLetter: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailpoller_dead_letters_total",
 			Help: "Messages sent to the dead-letter subject."}, mb),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailpoller_errors_total",
-			Help: "Errors by kind: auth, connect, throttled, nats, server, other."}, []string{"account", "mailbox", "kind"}),
+			Help: "Errors by kind: auth, connect, throttled, stalled, nats, other."}, []string{"account", "mailbox", "kind"}),
 		pollDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "mailpoller_poll_duration_seconds",
 			Help: "Time of one poll of a mailbox, publishing included.", Buckets: prometheus.ExponentialBuckets(0.01, 3, 10)}, mb),
 		publishDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "mailpoller_publish_duration_seconds",
@@ -100,7 +101,20 @@ func NewMonitor() *Monitor {
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mailpoller_mailboxes",
 		Help: "Mailboxes configured."}, func() float64 { m.mu.Lock(); defer m.mu.Unlock(); return float64(len(m.boxes)) }))
 	m.reg.MustRegister(newSinceCollector(m))
+	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// errorKinds are the values of mailpoller_errors_total's kind label; each
+// mailbox has every series from its start, at zero, so a rate() or an
+// alert sees the first error.
+var errorKinds = []string{"auth", "connect", "throttled", "stalled", "nats", "other"}
+
+// zeroErrors makes mb's errors_total series exist.
+func (m *Monitor) zeroErrors(mb config.Mailbox) {
+	for _, k := range errorKinds {
+		m.metrics.errors.WithLabelValues(mb.Account.Name, mb.Address, k)
+	}
 }
 
 // Registry is where the monitor's metrics live (to add collectors).
@@ -120,11 +134,32 @@ func (m *Monitor) update(mb config.Mailbox, f func(*MailboxStatus)) {
 	f(s)
 }
 
-// remove forgets a mailbox (after a reload dropped it).
+// remove forgets a mailbox (after a reload dropped it) and deletes its
+// metric series, unless another folder of the same mailbox (or, for the
+// per-account ones, another mailbox of the account) is still configured.
 func (m *Monitor) remove(mb config.Mailbox) {
 	m.mu.Lock()
 	delete(m.boxes, key(mb))
+	boxLeft, acctLeft := false, false
+	for _, s := range m.boxes {
+		if s.Account == mb.Account.Name {
+			acctLeft = true
+			boxLeft = boxLeft || s.Mailbox == mb.Address
+		}
+	}
 	m.mu.Unlock()
+	if !boxLeft {
+		l := prometheus.Labels{"account": mb.Account.Name, "mailbox": mb.Address}
+		for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{
+			m.metrics.published, m.metrics.bytes, m.metrics.deadLetter, m.metrics.errors,
+			m.metrics.pollDur, m.metrics.backlog, m.metrics.oldest, m.metrics.lease,
+		} {
+			v.DeletePartialMatch(l)
+		}
+	}
+	if !acctLeft {
+		m.metrics.publishDur.DeletePartialMatch(prometheus.Labels{"account": mb.Account.Name})
+	}
 }
 
 // Snapshot returns a copy of every mailbox's status, sorted.

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
 	"sync"
 	"time"
 
@@ -75,19 +76,31 @@ func Run(ctx context.Context, opts Options) []Result {
 	r := newRunner(ctx, opts)
 	defer r.cancelWork()
 	r.apply(opts.Config)
-	if !opts.Once {
-	loop:
-		for {
-			select {
-			case <-ctx.Done():
-				break loop
-			case cfg := <-opts.Reload:
-				r.log.Info("config reloaded", "mailboxes", len(cfg.Mailboxes()))
-				r.apply(cfg)
-			}
+	if opts.Once {
+		return r.wait()
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			r.log.Info("shutting down", "mailboxes", len(r.order), "grace", r.opts.Grace)
+			begun := time.Now()
+			results := r.wait()
+			r.log.Info("shut down", "took", time.Since(begun).Round(time.Millisecond))
+			return results
+		case cfg := <-opts.Reload:
+			d := r.apply(cfg)
+			r.log.Info("config reloaded", "mailboxes", len(cfg.Mailboxes()),
+				"added", d.added, "removed", d.removed, "changed", d.changed, "retried", d.retried)
 		}
 	}
-	return r.wait()
+}
+
+// diff is what apply changed, each mailbox as account/address/folder.
+type diff struct {
+	added, removed, changed []string
+	// retried are unchanged mailboxes whose backoff was cut short: a
+	// reload is how an admin says "I fixed it".
+	retried []string
 }
 
 // runner owns the mailbox goroutines of one Run.
@@ -104,6 +117,7 @@ type runner struct {
 	mu      sync.Mutex
 	order   []string // keys in config order, for results
 	running map[string]*running
+	started bool // the first apply is done
 }
 
 // running is one mailbox goroutine.
@@ -112,6 +126,7 @@ type running struct {
 	sig    string
 	cancel context.CancelFunc // stops this mailbox only
 	done   chan struct{}
+	wake   *waker
 	result Result
 }
 
@@ -182,8 +197,10 @@ func newRunner(ctx context.Context, opts Options) *runner {
 	return r
 }
 
-// apply makes the running set match cfg.
-func (r *runner) apply(cfg *config.Config) {
+// apply makes the running set match cfg and says what it changed.
+// Unchanged mailboxes that are backing off retry at once.
+func (r *runner) apply(cfg *config.Config) diff {
+	var d diff
 	want := map[string]config.Mailbox{}
 	var order []string
 	for _, mb := range cfg.Mailboxes() {
@@ -199,10 +216,20 @@ func (r *runner) apply(cfg *config.Config) {
 	r.mu.Lock()
 	var stopping []*running
 	for k, h := range r.running {
-		if mb, ok := want[k]; !ok || signature(mb) != h.sig {
-			stopping = append(stopping, h)
-			delete(r.running, k)
+		mb, ok := want[k]
+		switch {
+		case !ok:
+			d.removed = append(d.removed, k)
+		case signature(mb) != h.sig:
+			d.changed = append(d.changed, k)
+		default:
+			if h.wake.wake() {
+				d.retried = append(d.retried, k)
+			}
+			continue
 		}
+		stopping = append(stopping, h)
+		delete(r.running, k)
 	}
 	r.order = order
 	r.mu.Unlock()
@@ -217,12 +244,24 @@ func (r *runner) apply(cfg *config.Config) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	n := 0
+	changed := map[string]bool{}
+	for _, k := range d.changed {
+		changed[k] = true
+	}
 	for _, k := range order {
 		if _, ok := r.running[k]; !ok {
+			if !changed[k] && r.started {
+				d.added = append(d.added, k)
+			}
 			r.running[k] = r.start(want[k], time.Duration(n)*staggerStep)
 			n++
 		}
 	}
+	r.started = true
+	for _, l := range [][]string{d.added, d.removed, d.changed, d.retried} {
+		sort.Strings(l)
+	}
+	return d
 }
 
 // staggerStep spaces the first connection of each mailbox, so a thousand
@@ -240,8 +279,9 @@ func (r *runner) start(mb config.Mailbox, delay time.Duration) *running {
 			cancelWork()
 		}
 	}()
-	h := &running{mb: mb, sig: signature(mb), cancel: cancel, done: make(chan struct{})}
+	h := &running{mb: mb, sig: signature(mb), cancel: cancel, done: make(chan struct{}), wake: &waker{}}
 	r.mon.update(mb, func(*MailboxStatus) {})
+	r.mon.zeroErrors(mb)
 	w := &worker{
 		mb:     mb,
 		stop:   stop,
@@ -251,6 +291,7 @@ func (r *runner) start(mb config.Mailbox, delay time.Duration) *running {
 		once:   r.opts.Once,
 		notify: r.opts.OnEvent,
 		stall:  r.opts.StallTimeout,
+		wake:   h.wake,
 		log:    r.log.With("account", mb.Account.Name, "mailbox", mb.Address, "folder", mb.Folder),
 	}
 	go func() {

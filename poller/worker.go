@@ -37,7 +37,8 @@ type worker struct {
 	committing chan error    // the batch being committed; nil when none
 	stall      time.Duration // see Options.StallTimeout
 	dog        watchdog
-	polls      int // polls that went through, to reset the backoff
+	polls      int    // polls that went through, to reset the backoff
+	wake       *waker // cuts a backoff short on reload; nil: never
 }
 
 // prepareParallel is how many messages of a batch are parsed and have
@@ -52,11 +53,15 @@ var backoffMin = time.Second
 const (
 	backoffMax       = 5 * time.Minute
 	permanentBackoff = 15 * time.Minute
-	onceAttempts     = 3
 	// minReconnectGap: a source may ask to reconnect (source.ErrReconnect)
 	// for free at most this often; sooner counts as a failure and backs off.
 	minReconnectGap = 10 * time.Second
 )
+
+// onceBudget is how long `run --once` keeps retrying a mailbox's
+// transient failures (a token endpoint's 503, a throttled login) before
+// the run fails; permanent ones fail at once. A variable for tests.
+var onceBudget = 60 * time.Second
 
 // errStopping ends a poll between two batches when shutdown has begun.
 var errStopping = errors.New("shutting down")
@@ -69,6 +74,7 @@ func (w *worker) run(ctx context.Context) (int, error) {
 	// backs off further each time.
 	attempt := 0
 	var reconnected time.Time
+	begun := time.Now()
 	for w.stop.Err() == nil {
 		// A connect that hangs is only reported: the transport's own
 		// deadlines end it (ctx bounds the connection's whole life).
@@ -96,14 +102,19 @@ func (w *worker) run(ctx context.Context) (int, error) {
 			return w.published, nil
 		}
 		attempt++
-		if w.once && (attempt >= onceAttempts || isPermanent(err)) {
-			w.log.Error("mailbox failed", "err", err, "fix", Fix(err, w.admin()))
-			w.mon.update(w.mb, func(s *MailboxStatus) { s.State, s.LastError, s.Fix = StateFailed, err.Error(), Fix(err, w.admin()) })
+		delay := backoff(attempt, err)
+		if w.once && (isPermanent(err) || time.Since(begun)+delay > onceBudget) {
+			fix := w.fix(ctx, err)
+			args := []any{"err", err, "attempts", attempt}
+			if fix != "" {
+				args = append(args, "fix", fix)
+			}
+			w.log.Error("mailbox failed", args...)
+			w.mon.update(w.mb, func(s *MailboxStatus) { s.State, s.LastError, s.Fix = StateFailed, err.Error(), fix })
 			return w.published, err
 		}
-		delay := backoff(attempt, err)
-		w.backingOff(err, delay)
-		if !sleep(w.stop, delay) {
+		w.backingOff(ctx, err, delay)
+		if !w.sleepBackoff(delay) {
 			return w.published, nil
 		}
 	}
@@ -143,9 +154,18 @@ func (w *worker) setState(s string) {
 	}
 }
 
-func (w *worker) backingOff(err error, delay time.Duration) {
+// sleepBackoff waits out a backoff, cut short by a reload; it reports
+// whether the loop should go on.
+func (w *worker) sleepBackoff(d time.Duration) bool {
+	if w.wake == nil {
+		return sleep(w.stop, d)
+	}
+	return w.wake.sleep(w.stop, d)
+}
+
+func (w *worker) backingOff(ctx context.Context, err error, delay time.Duration) {
 	w.state = StateBackingOff
-	fix := Fix(err, w.admin())
+	fix := w.fix(ctx, err)
 	next := time.Now().Add(delay)
 	w.mon.update(w.mb, func(st *MailboxStatus) {
 		st.State, st.LastError, st.Fix, st.NextTry = StateBackingOff, err.Error(), fix, &next
