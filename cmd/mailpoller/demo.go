@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mailpoller/mailpoller/config"
+	"github.com/mailpoller/mailpoller/configs"
 	"github.com/mailpoller/mailpoller/publish"
 	"github.com/mailpoller/mailpoller/sim"
 )
@@ -34,9 +35,9 @@ var demoMailboxes = []string{"support@contoso.test", "billing@contoso.test", "hr
 func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cfgPath := fs.String("c", "configs/demo.yaml", "demo config")
+	cfgPath := fs.String("c", "", "demo config (default: configs/demo.yaml, built into the binary)")
 	dur := fs.Duration("for", 0, "stop after this long (default: until Ctrl-C)")
-	asJSON := fs.Bool("json", false, "print whole events as JSON")
+	asJSON := fs.Bool("json", false, "print whole events as JSON, one per line; stdout carries nothing else")
 	verbose := fs.Bool("v", false, "show the poller's log")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -66,10 +67,14 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	os.Setenv("MAILPOLLER_DEMO_IMAP", ep.IMAP)
 	os.Setenv("MAILPOLLER_DEMO_CA", ep.CAFile)
 	os.Setenv("MAILPOLLER_DEMO_EWS", ep.EWS)
-	cfg, err := config.Load(*cfgPath)
+	var cfg *config.Config
+	if *cfgPath == "" {
+		cfg, err = config.Parse(configs.Demo, "configs/demo.yaml (built in)")
+	} else {
+		cfg, err = config.Load(*cfgPath)
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, err)
-		fmt.Fprintln(stderr, "(run the demo from the mailpoller checkout, or point -c at configs/demo.yaml)")
 		return 2
 	}
 	cfg.NATS.Embedded.StoreDir = path.Join(dir, "nats") // a fresh stream every run
@@ -78,9 +83,16 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 		logOut = stderr
 	}
 	log := newLogger(cfg.Log, logOut)
-	fmt.Fprintf(stdout, "simulator: token endpoint %s, IMAP %s, EWS %s\n", ep.Authority, ep.IMAP, ep.EWS)
-	fmt.Fprintf(stdout, "polling %d mailboxes every %s; new mail arrives every few seconds. Ctrl-C to stop.\n\n",
-		len(cfg.Mailboxes()), cfg.Mailboxes()[0].PollInterval)
+	// The banner goes to stderr, so stdout carries only events.
+	say := newLogger(cfg.Log, stderr)
+	if cfg.Log.Format == "json" {
+		say.Info("simulator started", "token_endpoint", ep.Authority, "imap", ep.IMAP, "ews", ep.EWS)
+		say.Info("demo polling", "mailboxes", len(cfg.Mailboxes()), "poll_interval", cfg.Mailboxes()[0].PollInterval.String())
+	} else {
+		fmt.Fprintf(stderr, "simulator: token endpoint %s, IMAP %s, EWS %s\n", ep.Authority, ep.IMAP, ep.EWS)
+		fmt.Fprintf(stderr, "polling %d mailboxes every %s; new mail arrives every few seconds. Ctrl-C to stop.\n\n",
+			len(cfg.Mailboxes()), cfg.Mailboxes()[0].PollInterval)
+	}
 
 	go deliverDemoMail(ctx, s)
 	onEvent := func(ev *publish.Event) {
@@ -88,7 +100,11 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 		printEvent(stdout, "", b, *asJSON)
 	}
 	code := runPoller(ctx, cfg, log, pollOptions{onEvent: onEvent}, stderr)
-	fmt.Fprintln(stdout, "\ndemo stopped")
+	if cfg.Log.Format == "json" {
+		say.Info("demo stopped")
+	} else {
+		fmt.Fprintln(stderr, "\ndemo stopped")
+	}
 	return code
 }
 

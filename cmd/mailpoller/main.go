@@ -5,6 +5,9 @@
 //	mailpoller demo [--for 30s] [--json]     simulator + embedded NATS + poller
 //	mailpoller sim -seed seed.yaml           the Microsoft 365 simulator alone
 //	mailpoller version
+//
+// Every command takes -h (or --help): it prints the command's flags on
+// stdout and exits 0.
 package main
 
 import (
@@ -12,10 +15,15 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
+	"strings"
+
+	"github.com/mailpoller/mailpoller/config"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version, when set at build time with -ldflags "-X main.version=...",
+// overrides the module version read from the build info.
+var version = ""
 
 type command struct {
 	name  string
@@ -30,7 +38,7 @@ func commands() []command {
 		{"check", "check the config, tokens, permissions, mailboxes and NATS; say what to fix", cmdCheck},
 		{"sim", "start the local Microsoft 365 simulator", cmdSim},
 		{"tail", "print events from NATS as they arrive", cmdTail},
-		{"version", "print the version", func([]string, io.Writer, io.Writer) int { fmt.Println("mailpoller", version); return 0 }},
+		{"version", "print the module version and the VCS revision it was built from", cmdVersion},
 	}
 }
 
@@ -39,14 +47,24 @@ func main() {
 }
 
 func dispatch(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
 		usage(stderr)
 		return 2
 	}
+	if isHelp(args[0]) || args[0] == "help" {
+		usage(stdout)
+		return 0
+	}
 	for _, c := range commands() {
-		if c.name == args[0] {
-			return c.run(args[1:], stdout, stderr)
+		if c.name != args[0] {
+			continue
 		}
+		if wantsHelp(args[1:]) {
+			// Asked for: the flags go to stdout and it is no error.
+			c.run([]string{"-h"}, stdout, stdout)
+			return 0
+		}
+		return c.run(args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "mailpoller: unknown command %q\n\n", args[0])
 	usage(stderr)
@@ -67,3 +85,83 @@ func flags(name string, stderr io.Writer, usage string) (*flag.FlagSet, *string)
 	fs.SetOutput(stderr)
 	return fs, fs.String("c", envOr("MAILPOLLER_CONFIG", "mailpoller.yaml"), usage)
 }
+
+// isHelp reports whether arg asks for help.
+func isHelp(arg string) bool {
+	return arg == "-h" || arg == "-help" || arg == "--help" || arg == "--h"
+}
+
+// wantsHelp reports whether a command's args ask for help before any "--".
+func wantsHelp(args []string) bool {
+	for _, a := range args {
+		if a == "--" {
+			return false
+		}
+		if isHelp(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// cmdVersion prints the module version and the VCS revision, time and
+// state from the binary's build info.
+func cmdVersion(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("version", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	fmt.Fprintln(stdout, versionLine())
+	return 0
+}
+
+// versionLine is "mailpoller <version> <revision> <time> [modified] <go>".
+func versionLine() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "mailpoller " + orString(version, "unknown") + " (no build info)"
+	}
+	parts := []string{"mailpoller", orString(version, bi.Main.Version)}
+	set := map[string]string{}
+	for _, s := range bi.Settings {
+		set[s.Key] = s.Value
+	}
+	parts = append(parts, "revision="+orString(set["vcs.revision"], "unknown"))
+	if t := set["vcs.time"]; t != "" {
+		parts = append(parts, "time="+t)
+	}
+	if set["vcs.modified"] == "true" {
+		parts = append(parts, "modified")
+	}
+	return strings.Join(append(parts, bi.GoVersion), " ")
+}
+
+func orString(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// fatal writes the error that ends a command: with log.format json one
+// JSON log record at level ERROR, else "mailpoller: <err>". run.go and
+// demo.go call it, so stderr stays all JSON when the logs are.
+func fatal(w io.Writer, c config.Log, err error) {
+	if c.Format == "json" {
+		newLogger(c, w).Error("mailpoller stopped", "err", err)
+		return
+	}
+	fmt.Fprintln(w, "mailpoller:", err)
+}
+
+// failedLine writes the summary line of one mailbox that failed: with
+// log.format json a JSON record, else "FAILED <account>/<mailbox>: <err>".
+func failedLine(w io.Writer, c config.Log, account, mailbox string, err error) {
+	if c.Format == "json" {
+		newLogger(c, w).Error("FAILED", "account", account, "mailbox", mailbox, "err", err)
+		return
+	}
+	fmt.Fprintf(w, "FAILED %s/%s: %v\n", account, mailbox, err)
+}
+

@@ -81,7 +81,7 @@ func runPoller(ctx context.Context, cfg *config.Config, log *slog.Logger, po pol
 	nc, err := publish.Connect(cctx, cfg.NATS, log)
 	cancel()
 	if err != nil {
-		fmt.Fprintln(stderr, "mailpoller:", err)
+		fatal(stderr, cfg.Log, err)
 		return 1
 	}
 	defer nc.Close()
@@ -94,7 +94,7 @@ func runPoller(ctx context.Context, cfg *config.Config, log *slog.Logger, po pol
 	if cfg.HTTP.Listen != "" && !once {
 		ln, err := net.Listen("tcp", cfg.HTTP.Listen)
 		if err != nil {
-			fmt.Fprintf(stderr, "mailpoller: http.listen %s: %v\n", cfg.HTTP.Listen, err)
+			fatal(stderr, cfg.Log, fmt.Errorf("http.listen %s: %w", cfg.HTTP.Listen, err))
 			return 1
 		}
 		srv := &http.Server{Handler: mon.Handler(), ReadHeaderTimeout: 10 * time.Second}
@@ -108,7 +108,7 @@ func runPoller(ctx context.Context, cfg *config.Config, log *slog.Logger, po pol
 	for _, r := range results {
 		if r.Err != nil {
 			failed++
-			fmt.Fprintf(stderr, "FAILED %s/%s: %v\n", r.Mailbox.Account.Name, r.Mailbox.Address, r.Err)
+			failedLine(stderr, cfg.Log, r.Mailbox.Account.Name, r.Mailbox.Address, r.Err)
 		}
 	}
 	if once {
