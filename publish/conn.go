@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	neturl "net/url"
 	"strings"
 	"sync"
@@ -53,56 +54,174 @@ type Conn struct {
 
 // Connect connects to cfg.URL, or starts an embedded JetStream server when
 // the URL is empty, and ensures the stream, KV bucket and object store exist.
-// It waits up to ctx's deadline for the server.
+// It is ConnectNotify without a callback.
+func Connect(ctx context.Context, cfg config.NATS, log *slog.Logger) (*Conn, error) {
+	return ConnectNotify(ctx, cfg, log, nil)
+}
+
+// ConnectNotify is Connect that calls failed (when not nil) with each
+// failed attempt to reach the server at cfg.URL, before it waits to retry.
+//
+// While the server cannot be reached (connection refused, DNS, TLS,
+// authorization) or has no JetStream yet, it logs the URL (without any
+// login) and the cause at warn, and retries with growing waits until ctx
+// ends; it then returns the last cause, not ctx's error. A server that
+// answers but whose stream does not take our subjects, and an embedded
+// server that cannot start (ErrEmbeddedStart), fail at once.
 //
 // The embedded server listens on nats.embedded.listen and admits only the
 // NKey user whose seed is in CredentialsPath(store_dir), made on first
 // start with mode 0600; with listen "none" it listens on no port and needs
-// no credentials. It restarts its own JetStream after a storage failure
-// (a full disk) once the store has room again, and its log goes to log
-// with component=nats-server.
-func Connect(ctx context.Context, cfg config.NATS, log *slog.Logger) (*Conn, error) {
+// no credentials. It holds a lock on store_dir while it runs, restarts its
+// own JetStream after a storage failure (a full disk) once the store has
+// room again, and its log goes to log with component=nats-server.
+func ConnectNotify(ctx context.Context, cfg config.NATS, log *slog.Logger, failed func(error)) (*Conn, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	if cfg.URL != "" {
+		return connectRetrying(ctx, cfg, log, failed)
+	}
 	c := blankConn(cfg, log)
-	url := cfg.URL
-	var extra []nats.Option
-	if url == "" {
-		emb, err := startEmbedded(cfg.Embedded, log)
+	emb, err := startEmbedded(cfg.Embedded, log)
+	if err != nil {
+		return nil, err
+	}
+	emb.restarting = c.restarting.Store
+	c.emb = emb
+	url := emb.srv.ClientURL()
+	emb.started()
+	// The embedded server is in this process: talk to it through a
+	// pipe, not through the kernel's loopback.
+	extra := []nats.Option{nats.InProcessServer(emb.srv)}
+	if emb.key != nil {
+		opt, err := nkeyOption(emb.key)
 		if err != nil {
+			c.Close()
 			return nil, err
 		}
-		emb.restarting = c.restarting.Store
-		c.emb = emb
-		url = emb.srv.ClientURL()
-		emb.started()
-		// The embedded server is in this process: talk to it through a
-		// pipe, not through the kernel's loopback.
-		extra = append(extra, nats.InProcessServer(emb.srv))
-		if emb.key != nil {
-			opt, err := nkeyOption(emb.key)
-			if err != nil {
-				c.Close()
-				return nil, err
-			}
-			extra = append(extra, opt)
-		}
+		extra = append(extra, opt)
 	}
 	if err := c.connect(ctx, cfg, url, extra...); err != nil {
 		c.Close()
 		return nil, err
 	}
-	if c.emb != nil {
-		gctx, cancel := context.WithCancel(context.Background())
-		c.emb.stopGuard = cancel
-		c.emb.guardDone.Add(1)
-		go func() {
-			defer c.emb.guardDone.Done()
-			c.emb.watch(gctx)
-		}()
-	}
+	gctx, cancel := context.WithCancel(context.Background())
+	c.emb.stopGuard = cancel
+	c.emb.guardDone.Add(1)
+	go func() {
+		defer c.emb.guardDone.Done()
+		c.emb.watch(gctx)
+	}()
 	return c, nil
+}
+
+// The waits between attempts to reach the server at nats.url. Variables
+// so that tests can shorten them.
+var (
+	connectRetryMin = 500 * time.Millisecond
+	connectRetryMax = 30 * time.Second
+	ensureTimeout   = 15 * time.Second // one attempt at the JetStream resources
+)
+
+// connectRetrying is ConnectNotify for the server at cfg.URL.
+func connectRetrying(ctx context.Context, cfg config.NATS, log *slog.Logger, failed func(error)) (*Conn, error) {
+	url := RedactURL(cfg.URL)
+	delay := connectRetryMin
+	for attempt := 1; ; attempt++ {
+		c := blankConn(cfg, log)
+		// Fail each attempt with its cause instead of nats.go retrying
+		// in the background; once connected, it reconnects for ever.
+		actx, cancel := context.WithTimeout(ctx, ensureTimeout)
+		err := c.connect(actx, cfg, cfg.URL, nats.RetryOnFailedConnect(false))
+		cancel()
+		if err == nil {
+			if attempt > 1 {
+				log.Info("NATS reachable", "url", url, "attempts", attempt)
+			}
+			return c, nil
+		}
+		c.Close()
+		if !retryable(err) || ctx.Err() != nil {
+			return nil, err
+		}
+		if failed != nil {
+			failed(err)
+		}
+		args := []any{"url", url, "err", err, "retry_in", delay}
+		if fix := natsFix(err); fix != "" {
+			args = append(args, "fix", fix)
+		}
+		log.Warn("NATS not reachable; retrying", args...)
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		case <-t.C:
+		}
+		delay = min(delay*2, connectRetryMax)
+	}
+}
+
+// permanent marks an error that retrying does not cure (a stream that
+// exists but does not take our subjects).
+type permanent struct{ error }
+
+func (p permanent) Unwrap() error { return p.error }
+
+// retryable reports whether a failed attempt may succeed later: the server
+// is down, unknown to DNS yet, refuses the login or has no JetStream.
+func retryable(err error) bool {
+	var p permanent
+	return !errors.As(err, &p)
+}
+
+// dialRecorder dials like nats.go does and keeps the last failure, which
+// nats.go reports only as ErrNoServers when it was "connection refused".
+type dialRecorder struct {
+	d       net.Dialer
+	mu      sync.Mutex
+	lastErr error
+}
+
+// Dial implements nats.CustomDialer.
+func (r *dialRecorder) Dial(network, address string) (net.Conn, error) {
+	conn, err := r.d.Dial(network, address)
+	if err != nil {
+		r.mu.Lock()
+		r.lastErr = err
+		r.mu.Unlock()
+	}
+	return conn, err
+}
+
+func (r *dialRecorder) last() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lastErr
+}
+
+// natsFix says what to check for a failed connection, or "".
+func natsFix(err error) string {
+	msg := strings.ToLower(err.Error())
+	switch {
+	case strings.Contains(msg, "connection refused"):
+		return "nothing listens there: start NATS, or correct host and port in nats.url"
+	case strings.Contains(msg, "no such host") || strings.Contains(msg, "server misbehaving"):
+		return "the host name does not resolve: correct it in nats.url, or check DNS"
+	case strings.Contains(msg, "x509") || strings.Contains(msg, "certificate"):
+		return "the server's certificate is not trusted: set nats.tls.ca_file to the CA that signed it"
+	case strings.Contains(msg, "tls"):
+		return "TLS failed: use tls:// only if the server speaks TLS, and check nats.tls"
+	case strings.Contains(msg, "authorization violation") || strings.Contains(msg, "authentication"):
+		return "the server refused the login: check nats.credentials_file, nats.user/password or nats.token"
+	case strings.Contains(msg, "jetstream not enabled"):
+		return "the server runs without JetStream: start it with -js (jetstream {} in its config)"
+	case errors.Is(err, context.DeadlineExceeded) || strings.Contains(msg, "i/o timeout"):
+		return "no answer in time: check that nats.url points at a NATS server and nothing drops the traffic"
+	}
+	return ""
 }
 
 // ConnectEmbedded connects over TCP to the embedded server that a running
@@ -171,9 +290,14 @@ func (c *Conn) connect(ctx context.Context, cfg config.NATS, url string, extra .
 	if err != nil {
 		return err
 	}
+	dialer := &dialRecorder{d: net.Dialer{Timeout: nats.GetDefaultOptions().Timeout}}
+	opts = append(opts, nats.SetCustomDialer(dialer))
 	nc, err := nats.Connect(url, append(opts, extra...)...)
 	if err != nil {
-		return fmt.Errorf("connect to NATS at %s: %w", url, err)
+		if dialErr := dialer.last(); errors.Is(err, nats.ErrNoServers) && dialErr != nil {
+			err = fmt.Errorf("%w: %w", err, dialErr)
+		}
+		return fmt.Errorf("connect to NATS at %s: %w", RedactURL(url), err)
 	}
 	c.nc = nc
 	return c.ensure(ctx)
@@ -321,8 +445,8 @@ func (c *Conn) ensureStream(ctx context.Context) error {
 		return fmt.Errorf("look up stream %s: %w", c.stream, err)
 	default:
 		if !covers(st.CachedInfo().Config.Subjects, subjects) {
-			return fmt.Errorf("stream %s exists but does not take %q (its subjects: %v): add the subject or change nats.subject_prefix",
-				c.stream, subjects, st.CachedInfo().Config.Subjects)
+			return permanent{fmt.Errorf("stream %s exists but does not take %q (its subjects: %v): add the subject or change nats.subject_prefix",
+				c.stream, subjects, st.CachedInfo().Config.Subjects)}
 		}
 	}
 	return nil
