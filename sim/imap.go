@@ -56,15 +56,15 @@ type imapFaults struct {
 }
 
 // startIMAP listens on a loopback port with tc and serves IMAP there.
-func startIMAP(store *Store, dir *directory, tokens *TokenServer, tc *tls.Config) (*IMAPServer, error) {
+func startIMAP(store *Store, dir *directory, tokens *TokenServer, tc *tls.Config, addr string) (*IMAPServer, error) {
 	s := &IMAPServer{
 		store: store, dir: dir, tokens: tokens, sessions: map[*session]struct{}{},
 		faults: imapFaults{throttle: map[string]int{}, throttleMs: map[string]int{}, notConnected: map[string]int{},
 			dropFetch: map[string]int{}, refuse: map[string]map[uint32]bool{}},
 	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", tc)
+	ln, err := tls.Listen("tcp", addr, tc)
 	if err != nil {
-		return nil, fmt.Errorf("imap listen: %w", err)
+		return nil, fmt.Errorf("imap listen %s: %w", addr, err)
 	}
 	s.ln = ln
 	s.srv = imapserver.New(&imapserver.Options{

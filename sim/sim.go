@@ -36,6 +36,19 @@ import (
 type Options struct {
 	// CADir, if set, receives ca.pem: the CA that signed the servers' certificate.
 	CADir string
+	// IMAPListen and HTTPListen are the host:port the IMAP server and the
+	// HTTPS server (token endpoint, EWS, control API) listen on; empty
+	// means 127.0.0.1 with a free port.
+	IMAPListen string
+	HTTPListen string
+}
+
+// listenAddr is addr, or 127.0.0.1 with a free port when addr is empty.
+func listenAddr(addr string) string {
+	if addr == "" {
+		return "127.0.0.1:0"
+	}
+	return addr
 }
 
 // Endpoints tell clients where the simulator listens.
@@ -91,12 +104,12 @@ func Start(ctx context.Context, seed *Seed, opts *Options) (*Sim, error) {
 	tc := s.ca.serverTLS()
 	s.tokens = newTokenServer(dir)
 	s.ews = newEWSServer(s.store, dir, s.tokens)
-	if s.imap, err = startIMAP(s.store, dir, s.tokens, tc); err != nil {
+	if s.imap, err = startIMAP(s.store, dir, s.tokens, tc, listenAddr(opts.IMAPListen)); err != nil {
 		return nil, err
 	}
-	if s.httpLn, err = tls.Listen("tcp", "127.0.0.1:0", tc); err != nil {
+	if s.httpLn, err = tls.Listen("tcp", listenAddr(opts.HTTPListen), tc); err != nil {
 		s.Close()
-		return nil, fmt.Errorf("https listen: %w", err)
+		return nil, fmt.Errorf("https listen %s: %w", listenAddr(opts.HTTPListen), err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("POST /{tenant}/oauth2/v2.0/token", s.tokens)

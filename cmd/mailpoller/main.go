@@ -164,4 +164,3 @@ func failedLine(w io.Writer, c config.Log, account, mailbox string, err error) {
 	}
 	fmt.Fprintf(w, "FAILED %s/%s: %v\n", account, mailbox, err)
 }
-

@@ -18,6 +18,8 @@ func cmdSim(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	seedPath := fs.String("seed", "", "seed file (YAML): tenants, apps, mailboxes, mail; empty: the demo seed")
 	caDir := fs.String("ca-dir", "", "directory to write the simulator's CA certificate to (default: a temporary one)")
+	imapListen := fs.String("imap-listen", "127.0.0.1:0", "host:port of the IMAP server (port 0: a free one)")
+	httpListen := fs.String("http-listen", "127.0.0.1:0", "host:port of the HTTPS server: token endpoint, EWS and control API (port 0: a free one)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -41,7 +43,7 @@ func cmdSim(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	s, err := sim.Start(ctx, seed, &sim.Options{CADir: dir})
+	s, err := sim.Start(ctx, seed, &sim.Options{CADir: dir, IMAPListen: *imapListen, HTTPListen: *httpListen})
 	if err != nil {
 		fmt.Fprintln(stderr, "mailpoller sim:", err)
 		return 1
