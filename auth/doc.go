@@ -21,6 +21,12 @@
 // [Token] and [Credentials] print as "[redacted]" with every fmt verb and
 // through log/slog.
 //
+// The request itself is sent by golang.org/x/oauth2/clientcredentials (the
+// assertions go in its EndpointParams); this package adds what it does not
+// do: the cache and single flight, lifetime clamping on the Source's clock,
+// the response cap, the AADSTS classification of its *oauth2.RetrieveError,
+// and scrubbing of anything the server echoes back.
+//
 // The protocol facts behind this package (request and response shapes, the
 // AADSTS codes) are collected in PROTOCOLS.md §1–2.
 package auth

@@ -103,16 +103,17 @@ func IsTransient(err error) bool {
 		errors.As(err, &netErr) && netErr.Timeout()
 }
 
-// newError classifies a parsed Entra error response.
-func newError(status int, r errorResponse, retryAfter string) *Error {
+// newError classifies an Entra error response: its OAuth error code and
+// description, and the fields only Entra sends.
+func newError(status int, code, description string, r errorResponse, retryAfter string) *Error {
 	e := &Error{
 		HTTPStatus:    status,
-		Code:          r.Error,
+		Code:          code,
 		TraceID:       r.TraceID,
 		CorrelationID: r.CorrelationID,
 		RetryAfter:    parseRetryAfter(retryAfter),
 	}
-	e.Description, e.AADSTS = firstLine(r.ErrorDescription)
+	e.Description, e.AADSTS = firstLine(description)
 	if len(r.ErrorCodes) > 0 && r.ErrorCodes[0] > 0 {
 		e.AADSTS = r.ErrorCodes[0]
 	}
