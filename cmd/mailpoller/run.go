@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -22,12 +24,13 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	fs, path := flags("run", stderr, "config file")
 	once := fs.Bool("once", false, "poll every mailbox once, then exit (non-zero if any mailbox failed)")
 	instance := fs.String("instance", os.Getenv("MAILPOLLER_INSTANCE"), "name of this instance when several share one config and NATS (enables mailbox leases)")
+	natsWait := fs.Duration("nats-wait", defaultNATSWait, "with --once: how long to wait for NATS before giving up (without --once, run waits for NATS as long as it takes)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	cfg, err := config.Load(*path)
 	if err != nil {
-		fmt.Fprintln(stderr, err)
+		configFailed(stderr, *path, err)
 		return 2
 	}
 	log := newLogger(cfg.Log, stderr)
@@ -41,7 +44,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		defer signal.Stop(hup)
 		go watchReload(ctx, *path, hup, reload, log)
 	}
-	return runPoller(ctx, cfg, log, pollOptions{once: *once, instance: *instance, reload: reload}, stderr)
+	return runPoller(ctx, cfg, log, pollOptions{once: *once, instance: *instance, reload: reload, natsWait: *natsWait}, stderr)
 }
 
 // pollOptions are runPoller's knobs beyond the config.
@@ -50,6 +53,32 @@ type pollOptions struct {
 	instance string
 	onEvent  func(*publish.Event)
 	reload   <-chan *config.Config
+	natsWait time.Duration // with once: how long to wait for NATS; 0 means defaultNATSWait
+}
+
+// defaultNATSWait is how long `run --once` waits for NATS by default.
+const defaultNATSWait = 30 * time.Second
+
+// natsGate answers /readyz with why NATS is not connected yet until the
+// poller runs, and passes every other request (and, once open, /readyz
+// too) to the monitor.
+type natsGate struct {
+	next http.Handler
+	mu   sync.Mutex
+	err  error // why not ready; nil once NATS is connected
+}
+
+func (g *natsGate) set(err error) { g.mu.Lock(); g.err = err; g.mu.Unlock() }
+
+func (g *natsGate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	g.mu.Lock()
+	err := g.err
+	g.mu.Unlock()
+	if err != nil && r.URL.Path == "/readyz" {
+		http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	g.next.ServeHTTP(w, r)
 }
 
 // watchReload reloads the config on each SIGHUP; an invalid config is
@@ -74,34 +103,54 @@ func watchReload(ctx context.Context, path string, hup <-chan os.Signal, out cha
 	}
 }
 
-// runPoller connects to NATS and runs the poller until ctx ends (or once).
+// runPoller serves HTTP, connects to NATS (waiting for it, with --once
+// up to po.natsWait) and runs the poller until ctx ends (or once).
 func runPoller(ctx context.Context, cfg *config.Config, log *slog.Logger, po pollOptions, stderr io.Writer) int {
 	once := po.once
-	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	nc, err := publish.Connect(cctx, cfg.NATS, log)
-	cancel()
-	if err != nil {
-		fatal(stderr, cfg.Log, err)
-		return 1
-	}
-	defer nc.Close()
 	for _, a := range cfg.Accounts {
 		if a.TLS.InsecureSkipVerify {
 			log.Warn("TLS certificate checks are off for this account (tls.insecure_skip_verify)", "account", a.Name)
 		}
 	}
 	mon := poller.NewMonitor()
+	gate := &natsGate{next: mon.Handler(), err: errors.New("NATS not connected yet")}
 	if cfg.HTTP.Listen != "" && !once {
 		ln, err := net.Listen("tcp", cfg.HTTP.Listen)
 		if err != nil {
-			fatal(stderr, cfg.Log, fmt.Errorf("http.listen %s: %w", cfg.HTTP.Listen, err))
+			log.Error("cannot serve HTTP: change http.listen, or free the port", "addr", cfg.HTTP.Listen, "err", err)
 			return 1
 		}
-		srv := &http.Server{Handler: mon.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		srv := &http.Server{Handler: gate, ReadHeaderTimeout: 10 * time.Second}
 		go srv.Serve(ln)
 		defer srv.Close()
 		log.Info("serving /metrics /healthz /readyz /status", "addr", ln.Addr().String())
 	}
+	cctx := ctx
+	wait := po.natsWait
+	if wait <= 0 {
+		wait = defaultNATSWait
+	}
+	if once {
+		var cancel context.CancelFunc
+		cctx, cancel = context.WithTimeout(ctx, wait)
+		defer cancel()
+	}
+	nc, err := publish.ConnectNotify(cctx, cfg.NATS, log, func(err error) {
+		gate.set(fmt.Errorf("NATS not connected yet: %w", err))
+	})
+	switch {
+	case err != nil && ctx.Err() != nil:
+		log.Info("stopped before NATS was reachable", "err", err)
+		return 1
+	case err != nil && once && cctx.Err() != nil:
+		log.Error("NATS not reachable; giving up (run --once --nats-wait)", "url", publish.RedactURL(cfg.NATS.URL), "waited", wait, "err", err)
+		return 1
+	case err != nil:
+		log.Error("cannot connect to NATS", "err", err)
+		return 1
+	}
+	defer nc.Close()
+	gate.set(nil)
 	results := poller.Run(ctx, poller.Options{Config: cfg, NATS: nc, Logger: log, Once: once, OnEvent: po.onEvent,
 		Monitor: mon, Reload: po.reload, Instance: po.instance})
 	failed := 0
