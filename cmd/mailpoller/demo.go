@@ -38,7 +38,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	cfgPath := fs.String("c", "", "demo config (default: configs/demo.yaml, built into the binary)")
 	dur := fs.Duration("for", 0, "stop after this long (default: until Ctrl-C)")
 	asJSON := fs.Bool("json", false, "print whole events as JSON, one per line; stdout carries nothing else")
-	verbose := fs.Bool("v", false, "show the poller's log")
+	verbose := fs.Bool("v", false, "show the poller's whole log (without it: errors only)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -78,11 +78,11 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cfg.NATS.Embedded.StoreDir = path.Join(dir, "nats") // a fresh stream every run
-	logOut := io.Discard
-	if *verbose {
-		logOut = stderr
+	logCfg := cfg.Log
+	if !*verbose {
+		logCfg.Level = "error" // quiet, but what stops the demo still shows
 	}
-	log := newLogger(cfg.Log, logOut)
+	log := newLogger(logCfg, stderr)
 	// The banner goes to stderr, so stdout carries only events.
 	say := newLogger(cfg.Log, stderr)
 	if cfg.Log.Format == "json" {

@@ -11,12 +11,15 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"runtime/debug"
 	"strings"
+
+	"gopkg.in/yaml.v3"
 
 	"github.com/mailpoller/mailpoller/config"
 )
@@ -144,15 +147,36 @@ func orString(s, def string) string {
 	return s
 }
 
-// fatal writes the error that ends a command: with log.format json one
-// JSON log record at level ERROR, else "mailpoller: <err>". run.go and
-// demo.go call it, so stderr stays all JSON when the logs are.
-func fatal(w io.Writer, c config.Log, err error) {
-	if c.Format == "json" {
-		newLogger(c, w).Error("mailpoller stopped", "err", err)
+// configFailed writes why the config at path was refused. When the file
+// asks for log.format json (read leniently: the file may be broken
+// elsewhere), each problem is one JSON record with its file, line, key and
+// fix; else the problems are printed one a line.
+func configFailed(w io.Writer, path string, err error) {
+	var peek struct {
+		Log struct {
+			Format string `yaml:"format"`
+		} `yaml:"log"`
+	}
+	if data, rerr := os.ReadFile(path); rerr == nil {
+		yaml.Unmarshal(data, &peek) // best effort: only log.format is wanted
+	}
+	if peek.Log.Format != "json" {
+		fmt.Fprintln(w, err)
 		return
 	}
-	fmt.Fprintln(w, "mailpoller:", err)
+	log := newLogger(config.Log{Format: "json"}, w)
+	var list *config.Errors
+	if !errors.As(err, &list) {
+		log.Error("config refused", "file", path, "err", err)
+		return
+	}
+	for _, p := range list.List {
+		args := []any{"file", p.File, "line", p.Line, "key", p.Key, "problem", p.Msg}
+		if p.Fix != "" {
+			args = append(args, "fix", p.Fix)
+		}
+		log.Error("config refused", args...)
+	}
 }
 
 // failedLine writes the summary line of one mailbox that failed: with
