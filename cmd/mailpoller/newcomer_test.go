@@ -193,3 +193,31 @@ accounts:
 		t.Error("the client secret is on stderr")
 	}
 }
+
+// TestRunConfigErrorsJSON checks that a refused config that asks for
+// log.format json is reported as JSON records, one per problem, with
+// file, line, key and fix.
+func TestRunConfigErrorsJSON(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(path, []byte("log: {format: json}\npoll_intervall: 5s\naccounts: []\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := dispatch([]string{"run", "-c", path, "--once"}, &stdout, &stderr); code != 2 {
+		t.Fatalf("run = %d, want 2\n%s", code, stderr.String())
+	}
+	found := false
+	for i, line := range strings.Split(strings.TrimSuffix(stderr.String(), "\n"), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Errorf("stderr line %d is not JSON: %q", i+1, line)
+			continue
+		}
+		if rec["key"] == "poll_intervall" && rec["line"] == 2.0 && rec["file"] == path {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no record for poll_intervall at line 2:\n%s", stderr.String())
+	}
+}
