@@ -23,7 +23,7 @@ func unauthorized(raw, diag string) *ResponseError {
 	var msg string
 	switch {
 	case strings.HasPrefix(d, "2000008") || strings.Contains(d, "invalid_grant") || strings.Contains(d, "no permissions"):
-		msg = "the token carries no Exchange permission (no roles claim): add the application permission full_access_as_app " +
+		msg = "Exchange found no EWS permission in the token (full_access_as_app): add the application permission full_access_as_app " +
 			"of \"Office 365 Exchange Online\" to the app registration and grant admin consent; then restrict it to these " +
 			"mailboxes with RBAC for Applications if needed"
 	case strings.Contains(d, "invalid_resource") || strings.Contains(d, "audience"):

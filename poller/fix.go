@@ -27,7 +27,7 @@ func Fix(err error, a source.Admin) string {
 	switch {
 	case err == nil:
 		return ""
-	case errors.As(err, &ae):
+	case errors.As(err, &ae) && ae.Fix != "":
 		return ae.Fix
 	case errors.As(err, &f):
 		if fix := f.Fix(a); fix != "" {
@@ -36,9 +36,8 @@ func Fix(err error, a source.Admin) string {
 	}
 	switch {
 	case isStall(err):
-		return "the server stopped answering in the middle of a command; mailpoller closed the connection and " +
-			"reconnects with backoff. If it keeps happening, look for a proxy or firewall that stalls or drops " +
-			"long-lived connections between mailpoller and the server, and at the server's health."
+		return "the server stopped answering in the middle of a command. If it keeps happening, look for a proxy or " +
+			"firewall that stalls or drops long-lived connections between mailpoller and the server, and at the server's health."
 	case untrusted(err):
 		return "the server's TLS certificate is not trusted: set tls.ca_file to the CA that signed it"
 	case notTLS(err):
@@ -59,12 +58,20 @@ func Fix(err error, a source.Admin) string {
 	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
 		return "the server's network cannot be reached from here: check routing, proxy and firewall rules"
 	case errors.Is(err, syscall.ECONNRESET):
-		return "the server or a middlebox reset the connection: check proxies and firewalls between mailpoller and the server; " +
-			"mailpoller retries with backoff"
+		return "the server or a middlebox reset the connection: check proxies and firewalls between mailpoller and the server"
 	case errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, context.DeadlineExceeded):
 		return "the server did not answer in time: check that server is reachable from here (firewall, proxy) and not overloaded"
 	}
 	return ""
+}
+
+// misconfigured reports whether err points at a wrong setting (server,
+// tls.ca_file) rather than at a passing outage, so `run --once` does not
+// spend its retry budget on it. Connection refused is not here: a server
+// restarting refuses too.
+func misconfigured(err error) bool {
+	var dns *net.DNSError
+	return untrusted(err) || notTLS(err) || wrongEWSPath(err) || errors.As(err, &dns) && dns.IsNotFound
 }
 
 // notTLS reports whether a TLS handshake met a server that does not speak

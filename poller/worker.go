@@ -60,7 +60,8 @@ const (
 
 // onceBudget is how long `run --once` keeps retrying a mailbox's
 // transient failures (a token endpoint's 503, a throttled login) before
-// the run fails; permanent ones fail at once. A variable for tests.
+// the run fails; permanent and misconfigured ones fail at once. A
+// variable for tests.
 var onceBudget = 60 * time.Second
 
 // errStopping ends a poll between two batches when shutdown has begun.
@@ -103,7 +104,7 @@ func (w *worker) run(ctx context.Context) (int, error) {
 		}
 		attempt++
 		delay := backoff(attempt, err)
-		if w.once && (isPermanent(err) || time.Since(begun)+delay > onceBudget) {
+		if w.once && (isPermanent(err) || misconfigured(err) || time.Since(begun)+delay > onceBudget) {
 			fix := w.fix(ctx, err)
 			args := []any{"err", err, "attempts", attempt}
 			if fix != "" {
