@@ -42,8 +42,28 @@ type NATS struct {
 	Token           string   `yaml:"token" secret:"true"` // secret: ${ENV} or token_file; Load fills it from TokenFile
 	TokenFile       string   `yaml:"token_file"`
 	TLS             TLS      `yaml:"tls"`
-	Stream          string   `yaml:"stream"`         // default MAIL
-	SubjectPrefix   string   `yaml:"subject_prefix"` // default mail.inbound
+	Stream          string    `yaml:"stream"`         // default MAIL
+	SubjectPrefix   string    `yaml:"subject_prefix"` // default mail.inbound
+	Retention       Retention `yaml:"retention"`
+}
+
+// Defaults of nats.retention, applied by Load to keys the file leaves out.
+// A blob is kept twice as long as events by default: a blob is stored once
+// and shared by every later event with the same content, so one stored up
+// to events_max_age before such an event still outlives it.
+const (
+	DefaultEventsMaxAge = 30 * 24 * time.Hour
+	DefaultBlobsFactor  = 2 // blobs_max_age, when left out, is this times events_max_age
+)
+
+// Retention bounds what the events stream and the blob object store keep;
+// JetStream drops the oldest first. An age or a size of 0 means no limit
+// (so a Retention built in code, not loaded, limits nothing).
+type Retention struct {
+	EventsMaxAge   Duration `yaml:"events_max_age"`   // default 720h (30 days)
+	EventsMaxBytes ByteSize `yaml:"events_max_bytes"` // default 0: no limit
+	BlobsMaxAge    Duration `yaml:"blobs_max_age"`    // default twice events_max_age (0s when that is 0s)
+	BlobsMaxBytes  ByteSize `yaml:"blobs_max_bytes"`  // default 0: no limit
 }
 
 // Embedded configures the NATS server started when NATS.URL is empty.

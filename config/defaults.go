@@ -47,6 +47,12 @@ func (d *decoder) applyDefaults(c *Config) {
 	setDefault(&n.SubjectPrefix, DefaultSubjectPrefix)
 	setDefault(&n.Embedded.Listen, DefaultEmbeddedListen)
 	setDefault(&n.Embedded.StoreDir, DefaultStoreDir)
+	if !d.has("nats.retention.events_max_age") {
+		n.Retention.EventsMaxAge = Duration(DefaultEventsMaxAge)
+	}
+	if !d.has("nats.retention.blobs_max_age") {
+		n.Retention.BlobsMaxAge = DefaultBlobsFactor * n.Retention.EventsMaxAge
+	}
 	// An explicit listen: "" turns the endpoint off; only a missing one gets the default.
 	if !d.has("http.listen") {
 		c.HTTP.Listen = DefaultHTTPListen

@@ -143,8 +143,33 @@ func (d *decoder) validateNATS(n *NATS) {
 		d.at("nats.subject_prefix", quoted(n.SubjectPrefix)+" is not a valid NATS subject",
 			"use dot-separated tokens without spaces, * or >, e.g. mail.inbound")
 	}
+	d.validateRetention(n.Retention)
 	if n.URL == "" && !strings.EqualFold(n.Embedded.Listen, "none") {
 		d.hostPort("nats.embedded.listen", n.Embedded.Listen, `write host:port such as "127.0.0.1:4222" (port 0 picks a free port), or none for no TCP port at all`, true)
+	}
+}
+
+// validateRetention checks nats.retention (defaults applied): no negative
+// limits, and blobs kept at least as long as the events that point at them.
+func (d *decoder) validateRetention(r Retention) {
+	const p = "nats.retention."
+	if r.EventsMaxAge < 0 {
+		d.at(p+"events_max_age", r.EventsMaxAge.String()+" is negative", "write a duration such as 720h, or 0s for no limit")
+	}
+	if r.BlobsMaxAge < 0 {
+		d.at(p+"blobs_max_age", r.BlobsMaxAge.String()+" is negative", "write a duration such as 1440h, or 0s for no limit")
+	}
+	if r.EventsMaxAge < 0 || r.BlobsMaxAge < 0 {
+		return
+	}
+	ev, bl := r.EventsMaxAge.D(), r.BlobsMaxAge.D()
+	if bl != 0 && (ev == 0 || bl < ev) {
+		evs := "0s (for ever)"
+		if ev != 0 {
+			evs = ev.String()
+		}
+		d.at(p+"blobs_max_age", "blobs would expire before the events that point at them (blobs_max_age "+bl.String()+", events_max_age "+evs+")",
+			"make blobs_max_age at least events_max_age (twice it is the default), or 0s to keep blobs for ever")
 	}
 }
 
