@@ -33,15 +33,15 @@ type Config struct {
 
 // NATS says where events go. An empty URL starts an embedded server.
 type NATS struct {
-	URL             string   `yaml:"url"`
-	Embedded        Embedded `yaml:"embedded"`
-	CredentialsFile string   `yaml:"credentials_file"`
-	User            string   `yaml:"user"`
-	Password        string   `yaml:"password" secret:"true"` // secret: ${ENV} or password_file; Load fills it from PasswordFile
-	PasswordFile    string   `yaml:"password_file"`
-	Token           string   `yaml:"token" secret:"true"` // secret: ${ENV} or token_file; Load fills it from TokenFile
-	TokenFile       string   `yaml:"token_file"`
-	TLS             TLS      `yaml:"tls"`
+	URL             string    `yaml:"url"`
+	Embedded        Embedded  `yaml:"embedded"`
+	CredentialsFile string    `yaml:"credentials_file"`
+	User            string    `yaml:"user"`
+	Password        string    `yaml:"password" secret:"true"` // secret: ${ENV} or password_file; Load fills it from PasswordFile
+	PasswordFile    string    `yaml:"password_file"`
+	Token           string    `yaml:"token" secret:"true"` // secret: ${ENV} or token_file; Load fills it from TokenFile
+	TokenFile       string    `yaml:"token_file"`
+	TLS             TLS       `yaml:"tls"`
 	Stream          string    `yaml:"stream"`         // default MAIL
 	SubjectPrefix   string    `yaml:"subject_prefix"` // default mail.inbound
 	Retention       Retention `yaml:"retention"`
