@@ -84,3 +84,38 @@ accounts:
 		t.Errorf("errorKind(DNS not found) = %q, want connect", errorKind(dns))
 	}
 }
+
+// TestRunFixForMissingRole: a token without the transport's role is
+// diagnosed in run as check diagnoses it, missing admin consent, not as
+// a mailbox permission to add; over EWS nobody says the token has no
+// roles when it has some.
+func TestRunFixForMissingRole(t *testing.T) {
+	env := newSimEnv(t, "Mail.Read")
+	nc := newNATS(t)
+	for _, protocol := range []string{"imap", "ews"} {
+		t.Run(protocol, func(t *testing.T) {
+			var buf logtest.Buffer
+			res := runOnce(t, env.config(t, protocol, ""), nc, debugLogger(&buf))
+			role := map[string]string{"imap": "IMAP.AccessAsApp", "ews": "full_access_as_app"}[protocol]
+			want := ConsentFix(testClient, role)
+			if len(res) != 2 {
+				t.Fatalf("%d results, want 2", len(res))
+			}
+			for _, r := range res {
+				if r.Err == nil {
+					t.Fatalf("%s: no error without the role", r.Mailbox.Address)
+				}
+				if strings.Contains(r.Err.Error(), "no roles claim") {
+					t.Errorf("%s: %v, but the token has roles", r.Mailbox.Address, r.Err)
+				}
+			}
+			log := buf.String()
+			if !strings.Contains(log, "Grant admin consent") || !strings.Contains(log, role) || strings.Count(log, want[:strings.Index(want, `"`)]) < len(res) {
+				t.Errorf("the failure lines lack the consent fix %q:\n%s", want, log)
+			}
+			if strings.Contains(log, "New-ServicePrincipal") || strings.Contains(log, "Add-MailboxPermission") {
+				t.Errorf("the failure lines prescribe a mailbox permission for a missing role:\n%s", log)
+			}
+		})
+	}
+}
