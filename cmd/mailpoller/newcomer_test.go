@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/mailpoller/mailpoller/configs"
 )
 
 var (
@@ -219,5 +221,36 @@ func TestRunConfigErrorsJSON(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("no record for poll_intervall at line 2:\n%s", stderr.String())
+	}
+}
+
+// TestDemoJSONLog runs the demo with its whole log (-v) in log.format
+// json: stdout is only events and every stderr line, banner included, is
+// a JSON record.
+func TestDemoJSONLog(t *testing.T) {
+	cfg := strings.Replace(string(configs.Demo), "format: text", "format: json", 1)
+	if cfg == string(configs.Demo) {
+		t.Fatal("configs/demo.yaml has no \"format: text\" to replace")
+	}
+	path := filepath.Join(t.TempDir(), "demo.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := dispatch([]string{"demo", "--for", "3s", "--json", "-v", "-c", path}, &stdout, &stderr); code != 0 {
+		t.Fatalf("demo = %d\n%s", code, stderr.String())
+	}
+	for name, out := range map[string]string{"stdout": stdout.String(), "stderr": stderr.String()} {
+		for i, line := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+			if line == "" && out == "" {
+				continue // no event yet: the installed-binary test requires some
+			}
+			if !json.Valid([]byte(line)) {
+				t.Errorf("%s line %d is not JSON: %q", name, i+1, line)
+			}
+		}
+	}
+	if !strings.Contains(stderr.String(), `"msg":"simulator started"`) {
+		t.Errorf("no banner record on stderr:\n%s", stderr.String())
 	}
 }
