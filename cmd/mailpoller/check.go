@@ -25,9 +25,12 @@ type checkRow struct {
 	Check  string `json:"check"`
 	Target string `json:"target"`
 	OK     bool   `json:"ok"`
-	Detail string `json:"detail,omitempty"`
-	Cause  string `json:"cause,omitempty"`
-	Fix    string `json:"fix,omitempty"`
+	// Skipped rows were not checked because an earlier check failed
+	// (Detail says which); they count as neither ok nor failed.
+	Skipped bool   `json:"skipped,omitempty"`
+	Detail  string `json:"detail,omitempty"`
+	Cause   string `json:"cause,omitempty"`
+	Fix     string `json:"fix,omitempty"`
 }
 
 func cmdCheck(args []string, stdout, stderr io.Writer) int {
@@ -66,7 +69,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	rows = append(rows, checkNATS(ctx, cfg, *timeout))
 	failed := 0
 	for _, r := range rows {
-		if !r.OK {
+		if !r.OK && !r.Skipped {
 			failed++
 		}
 	}
@@ -87,14 +90,17 @@ func printRows(w io.Writer, rows []checkRow) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, r := range rows {
 		status := "ok"
-		if !r.OK {
+		switch {
+		case r.Skipped:
+			status = "skipped"
+		case !r.OK:
 			status = "FAILED"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", status, r.Check, r.Target, r.Detail)
 	}
 	tw.Flush()
 	for _, r := range rows {
-		if r.OK {
+		if r.OK || r.Skipped {
 			continue
 		}
 		fmt.Fprintf(w, "\n%s %s FAILED\n  cause: %s\n", r.Check, r.Target, r.Cause)
@@ -115,7 +121,9 @@ func checkAccount(ctx context.Context, trs *poller.Transports, cfg *config.Confi
 	}
 	ts, err := trs.TokenSource(a)
 	if err != nil {
-		return []checkRow{{Check: "credentials", Target: target, Cause: err.Error(), Fix: poller.Fix(err, admin)}}
+		r := checkRow{Check: "credentials", Target: target}
+		r.Cause, r.Fix = failure(err, admin)
+		return []checkRow{r}
 	}
 	var rows []checkRow
 	if exp, ok := ts.CertificateExpiry(); ok {
@@ -132,7 +140,9 @@ func checkAccount(ctx context.Context, trs *poller.Transports, cfg *config.Confi
 	tok, err := ts.Token(tctx)
 	cancel()
 	if err != nil {
-		return append(rows, checkRow{Check: "token", Target: target, Cause: err.Error(), Fix: poller.Fix(err, admin)})
+		r := checkRow{Check: "token", Target: target}
+		r.Cause, r.Fix = failure(err, admin)
+		return append(rows, r)
 	}
 	claims, err := auth.ParseClaims(tok.Value)
 	if err != nil {
@@ -143,19 +153,22 @@ func checkAccount(ctx context.Context, trs *poller.Transports, cfg *config.Confi
 	rows = append(rows, checkRow{Check: "token", Target: target, OK: true, Detail: fmt.Sprintf("tenant=%s app=%s aud=%s roles=[%s] expires=%s",
 		claims.Tenant, claims.AppID, claims.Audience, strings.Join(claims.Roles, ","), claims.Expiry.Format(time.TimeOnly))})
 	role := tr.Role()
-	if !claims.HasRole(role) {
-		cause := "the token has no roles claim"
-		if len(claims.Roles) > 0 {
-			cause = "the token's roles lack " + role
-		}
-		rows = append(rows, checkRow{Check: "permission", Target: target, Cause: cause, Fix: fmt.Sprintf(
-			"in Entra ID, open the app registration %s → API permissions → Add a permission → APIs my organization uses → "+
-				"Office 365 Exchange Online → Application permissions → %s, then \"Grant admin consent\"; new grants can take a few minutes", a.ClientID, role)})
+	permitted := true
+	if cause := poller.MissingRole(claims, role); cause != "" {
+		permitted = false
+		rows = append(rows, checkRow{Check: "permission", Target: target, Cause: cause, Fix: poller.ConsentFix(a.ClientID, role)})
 	} else {
 		rows = append(rows, checkRow{Check: "permission", Target: target, OK: true, Detail: role})
 	}
 	for _, mb := range cfg.Mailboxes() {
 		if mb.Account != a {
+			continue
+		}
+		if !permitted {
+			// Without the role every mailbox fails the same way; one
+			// diagnosis, not one per mailbox prescribing the wrong fix.
+			rows = append(rows, checkRow{Check: "mailbox", Target: mb.Account.Name + "/" + mb.Address + "/" + mb.Folder,
+				Skipped: true, Detail: "not checked: fix the permission first"})
 			continue
 		}
 		mctx, cancel := context.WithTimeout(ctx, timeout)
@@ -166,12 +179,30 @@ func checkAccount(ctx context.Context, trs *poller.Transports, cfg *config.Confi
 	return rows
 }
 
+// failure is the cause and fix of a failed check. check tries once, so a
+// transient token error says to run it again rather than that it retries
+// (the token source's own fix text is written for run).
+func failure(err error, admin source.Admin) (cause, fix string) {
+	var ae *auth.Error
+	if errors.As(err, &ae) && ae.Transient {
+		c := *ae
+		c.Fix = ""
+		cause = c.Error()
+		if ae != err {
+			cause = err.Error()
+		}
+		return cause, "Entra ID had a temporary problem and check does not retry: run check again in a few minutes " +
+			"(run retries such errors with backoff)"
+	}
+	return err.Error(), poller.Fix(err, admin)
+}
+
 // checkMailbox probes one mailbox through its transport.
 func checkMailbox(ctx context.Context, tr source.Transport, mb config.Mailbox, admin source.Admin) checkRow {
 	r := checkRow{Check: "mailbox", Target: mb.Account.Name + "/" + mb.Address + "/" + mb.Folder}
 	p, err := tr.Probe(ctx, mb.Mailbox)
 	if err != nil {
-		r.Cause, r.Fix = err.Error(), poller.Fix(err, admin)
+		r.Cause, r.Fix = failure(err, admin)
 		return r
 	}
 	r.OK = true

@@ -109,7 +109,7 @@ func TestCheckJSON(t *testing.T) {
 	}
 	failed := 0
 	for _, r := range rows {
-		if !r.OK {
+		if !r.OK && !r.Skipped {
 			failed++
 			if r.Fix == "" {
 				t.Errorf("failed row %s %s has no fix", r.Check, r.Target)
@@ -172,5 +172,63 @@ accounts:
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("blocked EWS output lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+// TestCheckConsentDiagnosedOnce: without the role, the permission row is
+// the one diagnosis; the mailbox rows are not checked and prescribe
+// nothing.
+func TestCheckConsentDiagnosedOnce(t *testing.T) {
+	s := startCheckSim(t)
+	code, out := runCheck(t, s, ckNoRoles, "good-secret-value", "")
+	if code != 1 {
+		t.Errorf("exit code %d, want 1\n%s", code, out)
+	}
+	flat := strings.Join(strings.Fields(out), " ")
+	for _, w := range []string{"FAILED permission support", "Grant admin consent",
+		"skipped mailbox support/support@contoso.test/INBOX not checked: fix the permission first",
+		"skipped mailbox support/billing@contoso.test/INBOX not checked: fix the permission first"} {
+		if !strings.Contains(flat, w) {
+			t.Errorf("output lacks %q:\n%s", w, out)
+		}
+	}
+	for _, w := range []string{"New-ServicePrincipal", "Add-MailboxPermission", "FAILED mailbox"} {
+		if strings.Contains(flat, w) {
+			t.Errorf("output has %q after the missing consent:\n%s", w, out)
+		}
+	}
+}
+
+// TestCheckTransientTokenError: check tries once, so it does not claim
+// to retry; it says to run it again.
+func TestCheckTransientTokenError(t *testing.T) {
+	s := startCheckSim(t)
+	s.FailTokens(sim.TokenFault{Status: 503}, 1)
+	code, out := runCheck(t, s, ckGood, "good-secret-value", "")
+	if code != 1 {
+		t.Errorf("exit code %d, want 1\n%s", code, out)
+	}
+	if strings.Contains(strings.ToLower(out), "retrying") || !strings.Contains(out, "run check again") {
+		t.Errorf("check's fix for a 503 from Entra:\n%s", out)
+	}
+}
+
+// TestCheckEWSRoleMissing: a token with roles, none of them EWS's, is
+// not reported as having no roles claim.
+func TestCheckEWSRoleMissing(t *testing.T) {
+	s := startCheckSim(t)
+	ep := s.Endpoints()
+	cfg := fmt.Sprintf(`nats: {embedded: {listen: "127.0.0.1:0", store_dir: %q}}
+accounts:
+  - {name: sales, protocol: ews, tenant_id: %s, client_id: %s, client_secret: good-secret-value, authority: %s, server: %s, tls: {ca_file: %s}, mailbox: support@contoso.test}
+`, t.TempDir(), ckTenant, ckNoGrant, ep.Authority, ep.EWS, ep.CAFile)
+	path := filepath.Join(t.TempDir(), "ews.yaml")
+	os.WriteFile(path, []byte(cfg), 0o600)
+	var out bytes.Buffer
+	if code := dispatch([]string{"check", "-c", path}, &out, &out); code != 1 {
+		t.Fatalf("exit %d, want 1\n%s", code, out.String())
+	}
+	if o := out.String(); strings.Contains(o, "no roles claim") || !strings.Contains(o, "lack full_access_as_app") {
+		t.Errorf("EWS check without full_access_as_app:\n%s", o)
 	}
 }
