@@ -2,9 +2,12 @@
 // mailboxes into events on NATS JetStream.
 //
 //	mailpoller run -c config.yaml [--once]   poll the configured mailboxes
-//	mailpoller demo [--for 30s] [--json]     simulator + embedded NATS + poller
-//	mailpoller sim -seed seed.yaml           the Microsoft 365 simulator alone
-//	mailpoller version
+//	mailpoller check -c config.yaml          say what to fix, before running
+//	mailpoller demo [--for 30s] [--json]     simulator + embedded NATS + poller (config built in)
+//	mailpoller sim [-seed seed.yaml] [--imap-listen ADDR] [--http-listen ADDR]
+//	                                         the Microsoft 365 simulator alone
+//	mailpoller tail [--url URL] [--json]     print events as they arrive
+//	mailpoller version                       module version and VCS revision
 //
 // Every command takes -h (or --help): it prints the command's flags on
 // stdout and exits 0.
