@@ -41,6 +41,7 @@ type Conn struct {
 	stream   string
 	prefix   string
 	replicas int // of the stream and buckets mailpoller creates
+	keep     config.Retention
 
 	writingMu sync.Mutex
 	writing   map[string]chan struct{} // blob keys being written, closed when done
@@ -273,7 +274,7 @@ func EmbeddedClient(e config.Embedded) (string, nats.Option, error) {
 
 // blankConn is a Conn with the config's names, not connected yet.
 func blankConn(cfg config.NATS, log *slog.Logger) *Conn {
-	c := &Conn{log: log, stream: cfg.Stream, prefix: cfg.SubjectPrefix}
+	c := &Conn{log: log, stream: cfg.Stream, prefix: cfg.SubjectPrefix, keep: cfg.Retention}
 	if c.stream == "" {
 		c.stream = "MAIL"
 	}
@@ -371,7 +372,7 @@ func (c *Conn) ensure(ctx context.Context) error {
 		return fmt.Errorf("create KV bucket %s: %w", StateBucket, err)
 	}
 	err = c.withReplicas(func(r int) (err error) {
-		c.blobs, err = js.CreateOrUpdateObjectStore(ctx, blobConfig(r))
+		c.blobs, err = js.CreateOrUpdateObjectStore(ctx, blobConfig(r, c.keep))
 		return err
 	})
 	if err != nil {
@@ -390,13 +391,31 @@ func stateConfig(replicas int) jetstream.KeyValueConfig {
 	}
 }
 
-func blobConfig(replicas int) jetstream.ObjectStoreConfig {
+// blobConfig is the object store's config, with keep's blob limits (0:
+// none), so that creating or updating it applies them.
+func blobConfig(replicas int, keep config.Retention) jetstream.ObjectStoreConfig {
 	return jetstream.ObjectStoreConfig{
 		Bucket:      BlobBucket,
 		Description: "raw mail and large attachments, keyed by sha256",
 		Storage:     jetstream.FileStorage,
 		Replicas:    replicas,
+		TTL:         keep.BlobsMaxAge.D(),
+		MaxBytes:    int64(keep.BlobsMaxBytes),
 	}
+}
+
+// eventLimits are the events stream's MaxAge, MaxBytes and Duplicates for
+// keep: 0 bytes is no limit (-1 to JetStream), and the dedup window is an
+// hour, or the whole age when that is shorter (JetStream wants it within).
+func eventLimits(keep config.Retention) (maxAge time.Duration, maxBytes int64, dups time.Duration) {
+	maxAge, maxBytes, dups = keep.EventsMaxAge.D(), int64(keep.EventsMaxBytes), time.Hour
+	if maxBytes == 0 {
+		maxBytes = -1
+	}
+	if maxAge > 0 && maxAge < dups {
+		dups = maxAge
+	}
+	return maxAge, maxBytes, dups
 }
 
 // withReplicas runs create with c.replicas copies, and with fewer while
@@ -426,13 +445,16 @@ func (c *Conn) ensureStream(ctx context.Context) error {
 	st, err := c.js.Stream(ctx, c.stream)
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
+		maxAge, maxBytes, dups := eventLimits(c.keep)
 		err = c.withReplicas(func(r int) error {
 			_, err := c.js.CreateStream(ctx, jetstream.StreamConfig{
 				Name:        c.stream,
 				Description: "mail events from mailpoller",
 				Subjects:    []string{subjects},
 				Storage:     jetstream.FileStorage,
-				Duplicates:  time.Hour,
+				Duplicates:  dups,
+				MaxAge:      maxAge,
+				MaxBytes:    maxBytes,
 				Replicas:    r,
 			})
 			return err
@@ -440,7 +462,7 @@ func (c *Conn) ensureStream(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("create stream %s: %w", c.stream, err)
 		}
-		c.log.Info("stream created", "stream", c.stream, "subjects", subjects, "replicas", c.replicas)
+		c.log.Info("stream created", "stream", c.stream, "subjects", subjects, "replicas", c.replicas, "max_age", maxAge, "max_bytes", maxBytes)
 	case err != nil:
 		return fmt.Errorf("look up stream %s: %w", c.stream, err)
 	default:
@@ -448,7 +470,28 @@ func (c *Conn) ensureStream(ctx context.Context) error {
 			return permanent{fmt.Errorf("stream %s exists but does not take %q (its subjects: %v): add the subject or change nats.subject_prefix",
 				c.stream, subjects, st.CachedInfo().Config.Subjects)}
 		}
+		return c.updateLimits(ctx, st.CachedInfo().Config)
 	}
+	return nil
+}
+
+// updateLimits sets nats.retention's limits on an existing events stream
+// whose limits differ.
+func (c *Conn) updateLimits(ctx context.Context, have jetstream.StreamConfig) error {
+	maxAge, maxBytes, dups := eventLimits(c.keep)
+	if have.MaxAge == maxAge && have.MaxBytes == maxBytes {
+		return nil
+	}
+	want := have
+	want.MaxAge, want.MaxBytes = maxAge, maxBytes
+	if maxAge > 0 && want.Duplicates > maxAge {
+		want.Duplicates = dups
+	}
+	if _, err := c.js.UpdateStream(ctx, want); err != nil {
+		return fmt.Errorf("set retention (nats.retention) on stream %s: %w", c.stream, err)
+	}
+	c.log.Info("stream retention updated", "stream", c.stream, "max_age", maxAge, "max_bytes", maxBytes,
+		"was_max_age", have.MaxAge, "was_max_bytes", have.MaxBytes)
 	return nil
 }
 

@@ -78,7 +78,7 @@ func (c *Conn) heal(ctx context.Context, err error) {
 	_, err = c.js.ObjectStore(ctx, BlobBucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		err = c.withReplicas(func(r int) error {
-			_, err := c.js.CreateObjectStore(ctx, blobConfig(r))
+			_, err := c.js.CreateObjectStore(ctx, blobConfig(r, c.keep))
 			return err
 		})
 		if err == nil {

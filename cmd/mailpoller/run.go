@@ -150,6 +150,9 @@ func runPoller(ctx context.Context, cfg *config.Config, log *slog.Logger, po pol
 		return 1
 	}
 	defer nc.Close()
+	if err := mon.Registry().Register(nc.StorageCollector()); err != nil {
+		log.Warn("stored bytes metric not registered", "err", err)
+	}
 	gate.set(nil)
 	results := poller.Run(ctx, poller.Options{Config: cfg, NATS: nc, Logger: log, Once: once, OnEvent: po.onEvent,
 		Monitor: mon, Reload: po.reload, Instance: po.instance})

@@ -105,6 +105,9 @@ func TestRunWaitsForNATS(t *testing.T) {
 	ns.Start()
 	defer ns.Shutdown()
 	wait.For(t, 20*time.Second, "/readyz ready once NATS is up", func() bool { code, _ := get(base + "/readyz"); return code == 200 })
+	if code, body := get(base + "/metrics"); code != 200 || !strings.Contains(body, `mailpoller_stored_bytes{store="events"}`) || !strings.Contains(body, `mailpoller_stored_bytes{store="blobs"}`) {
+		t.Errorf("/metrics (%d) lacks mailpoller_stored_bytes:\n%s", code, body)
+	}
 	cancel()
 	if code := <-done; code != 0 {
 		t.Fatalf("run exit %d:\n%s", code, logs.String())
