@@ -158,7 +158,7 @@ func (c *Conn) writeBlobs(ctx context.Context, puts []blobPut) ([]*message.Blob,
 		}
 		seen[p.key] = true
 		have, err := c.blobs.GetInfo(ctx, p.key)
-		if err == nil && !have.Deleted && have.Size == uint64(len(p.data)) {
+		if err == nil && !have.Deleted && have.Size == uint64(len(p.data)) && c.outlivesNewEvent(have.ModTime) {
 			continue // stored before: content-addressed, so the same
 		}
 		if err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {

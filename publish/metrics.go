@@ -53,3 +53,18 @@ func (s storageCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 }
+
+// outlivesNewEvent reports whether a blob stored at stored is kept (by
+// nats.retention.blobs_max_age) at least as long as an event published now
+// (events_max_age). A blob that would expire first is written again, so an
+// event never points at a blob JetStream already dropped by age.
+func (c *Conn) outlivesNewEvent(stored time.Time) bool {
+	blobs, events := c.keep.BlobsMaxAge.D(), c.keep.EventsMaxAge.D()
+	if blobs <= 0 {
+		return true // blobs kept for ever
+	}
+	if events <= 0 {
+		return false // events kept for ever: no blob outlives them (config refuses this)
+	}
+	return !stored.Add(blobs).Before(time.Now().Add(events))
+}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/mailpoller/mailpoller/config"
 	"github.com/mailpoller/mailpoller/internal/logtest"
+	"github.com/mailpoller/mailpoller/internal/wait"
 	"github.com/mailpoller/mailpoller/message"
 )
 
@@ -136,4 +137,37 @@ func gather(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 		}
 	}
 	return out
+}
+
+// TestBlobRewrittenBeforeItWouldExpire: a blob stored earlier is reused
+// only while it will outlive an event published now; past that it is
+// written again (a new object), so no event points at an expired blob.
+func TestBlobRewrittenBeforeItWouldExpire(t *testing.T) {
+	// Blobs are kept 50ms longer than events: a stored blob may be reused
+	// for 50ms, then must be written anew.
+	keep := config.Retention{EventsMaxAge: config.Duration(time.Hour), BlobsMaxAge: config.Duration(time.Hour + 50*time.Millisecond)}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := Connect(ctx, config.NATS{Embedded: config.Embedded{Listen: ListenNone, StoreDir: t.TempDir()}, Retention: keep}, debugLog(&logtest.Buffer{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	data := []byte("an attachment shared by two messages")
+	nuid := func() string {
+		b, err := c.PutBlob(ctx, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := c.blobs.GetInfo(ctx, b.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.NUID
+	}
+	first := nuid()
+	if again := nuid(); again != first {
+		t.Fatalf("a fresh blob was written again (%s, then %s)", first, again)
+	}
+	wait.For(t, 5*time.Second, "the blob is rewritten once reusing it would outlive it", func() bool { return nuid() != first })
 }
