@@ -68,6 +68,7 @@ func TestReloadRetriesFailingMailbox(t *testing.T) {
 		t.Fatalf("billing's next try is %v, want the long wait of an admin-only failure", b.NextTry)
 	}
 	sessions := s.SessionsFor(env.boxes[0])
+	tokens := s.TokenRequests(testClient)
 	s.Store().AddMailbox(env.boxes[1]) // the admin's fix
 	s.Store().Deliver(env.boxes[1], "INBOX", sim.Generate(env.boxes[1], 1), time.Now())
 	reload <- env.config(t, "imap", "") // SIGHUP, file unchanged
@@ -75,6 +76,11 @@ func TestReloadRetriesFailingMailbox(t *testing.T) {
 		b, _ := status(mon, env.boxes[1])
 		return b.State == StateCaughtUp && b.Published == 1
 	})
+	if n := s.TokenRequests(testClient); n != tokens+1 {
+		// The cached token predates the admin's fix (a role granted
+		// after it was issued would be missing from it).
+		t.Errorf("%d token requests after the reload, want %d: a new token for the retry", n, tokens+1)
+	}
 	if n := s.SessionsFor(env.boxes[0]); n != sessions {
 		t.Errorf("support has %d IMAP sessions after the reload, want its %d undisturbed", n, sessions)
 	}

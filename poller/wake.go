@@ -15,9 +15,9 @@ type waker struct {
 	ch chan struct{} // open while the mailbox backs off; nil otherwise
 }
 
-// sleep waits d, until ctx is done, or until wake; it reports whether ctx
-// is still live (d elapsed or woken).
-func (k *waker) sleep(ctx context.Context, d time.Duration) bool {
+// sleep waits d, until ctx is done, or until wake; live reports whether
+// ctx is still live (d elapsed or woken), woken whether wake ended it.
+func (k *waker) sleep(ctx context.Context, d time.Duration) (live, woken bool) {
 	ch := make(chan struct{})
 	k.mu.Lock()
 	k.ch = ch
@@ -33,11 +33,12 @@ func (k *waker) sleep(ctx context.Context, d time.Duration) bool {
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
-		return false
+		return false, false
 	case <-t.C:
+		return true, false
 	case <-ch:
+		return true, true
 	}
-	return true
 }
 
 // wake ends the wait in progress, if any, and reports whether there was one.

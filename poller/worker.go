@@ -115,8 +115,12 @@ func (w *worker) run(ctx context.Context) (int, error) {
 			return w.published, err
 		}
 		w.backingOff(ctx, err, delay)
-		if !w.sleepBackoff(delay) {
+		live, woken := w.sleepBackoff(delay)
+		if !live {
 			return w.published, nil
+		}
+		if woken {
+			w.reloaded(err)
 		}
 	}
 	return w.published, nil
@@ -155,13 +159,34 @@ func (w *worker) setState(s string) {
 	}
 }
 
-// sleepBackoff waits out a backoff, cut short by a reload; it reports
-// whether the loop should go on.
-func (w *worker) sleepBackoff(d time.Duration) bool {
+// sleepBackoff waits out a backoff, cut short by a reload; live reports
+// whether the loop should go on, woken whether a reload cut it short.
+func (w *worker) sleepBackoff(d time.Duration) (live, woken bool) {
 	if w.wake == nil {
-		return sleep(w.stop, d)
+		return sleep(w.stop, d), false
 	}
 	return w.wake.sleep(w.stop, d)
+}
+
+// reloaded prepares the retry a reload asked for after err: when only an
+// admin could fix err (a role granted, consent given), the cached token
+// predates the fix and lacks its roles, so it is dropped and the retry
+// asks Entra ID for a new one.
+func (w *worker) reloaded(err error) {
+	w.log.Info("retrying at once after a reload", "err", err)
+	var f source.Fixer
+	if !errors.As(err, &f) {
+		return
+	}
+	ts, terr := w.tokens.TokenSource(w.mb.Account)
+	if terr != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(w.stop, 10*time.Second)
+	defer cancel()
+	if tok, terr := ts.Token(ctx); terr == nil {
+		ts.Invalidate(tok)
+	}
 }
 
 func (w *worker) backingOff(ctx context.Context, err error, delay time.Duration) {
