@@ -105,6 +105,7 @@ type Options struct {
 	MoveTo          *string   `yaml:"move_to"`           // folder for after_read: move
 	Quarantine      *string   `yaml:"quarantine"`        // folder for dead-lettered mail; "" leaves it in place
 	MaxMessageBytes *ByteSize `yaml:"max_message_bytes"` // default 50MiB
+	StoreRaw        *string   `yaml:"store_raw"`         // always | on_problems | never; default always
 }
 
 // Account is one Entra ID app registration and the mailboxes it reads.

@@ -118,7 +118,7 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("account defaults: protocol %q cloud %q server %q", a.Protocol, a.Cloud, a.Server)
 	}
 	want := Mailbox{Account: &c.Accounts[0], Mailbox: source.Mailbox{Address: "support@contoso.com", PollInterval: time.Minute, Folder: "INBOX",
-		StartFrom: "unread", AfterRead: "mark_read", MaxMessageBytes: 50 << 20}}
+		StartFrom: "unread", AfterRead: "mark_read", MaxMessageBytes: 50 << 20, StoreRaw: "always"}}
 	if got := c.Mailboxes(); len(got) != 1 || got[0] != want {
 		t.Errorf("Mailboxes() = %+v, want [%+v]", got, want)
 	}

@@ -21,6 +21,7 @@ const (
 	DefaultStartFrom       = string(source.DefaultStartFrom)
 	DefaultAfterRead       = string(source.DefaultAfterRead)
 	DefaultMaxMessageBytes = source.DefaultMaxMessageBytes
+	DefaultStoreRaw        = string(source.DefaultStoreRaw)
 	DefaultProtocol        = "imap"
 	DefaultCloud           = "public"
 	DefaultIMAPServer      = "outlook.office365.com:993"
@@ -87,6 +88,7 @@ func builtinOptions() Options {
 		MoveTo:          ptr(""),
 		Quarantine:      ptr(""),
 		MaxMessageBytes: ptr(ByteSize(DefaultMaxMessageBytes)),
+		StoreRaw:        ptr(DefaultStoreRaw),
 	}
 }
 
@@ -112,6 +114,9 @@ func (o Options) merge(over Options) Options {
 	}
 	if over.MaxMessageBytes != nil {
 		o.MaxMessageBytes = over.MaxMessageBytes
+	}
+	if over.StoreRaw != nil {
+		o.StoreRaw = over.StoreRaw
 	}
 	return o
 }
@@ -145,5 +150,6 @@ func resolved(a *Account, address string, o Options) Mailbox {
 		MoveTo:          *o.MoveTo,
 		Quarantine:      *o.Quarantine,
 		MaxMessageBytes: int64(*o.MaxMessageBytes),
+		StoreRaw:        source.StoreRaw(*o.StoreRaw),
 	}}
 }

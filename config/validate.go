@@ -232,6 +232,9 @@ func (d *decoder) validateOptions(o Options, p string) {
 	if o.AfterRead != nil {
 		d.oneOf(p+".after_read", *o.AfterRead, string(source.MarkRead), string(source.Move), string(source.Delete), string(source.None))
 	}
+	if o.StoreRaw != nil {
+		d.oneOf(p+".store_raw", *o.StoreRaw, string(source.RawAlways), string(source.RawOnProblems), string(source.RawNever))
+	}
 	if o.MaxMessageBytes != nil && *o.MaxMessageBytes <= 0 {
 		d.at(p+".max_message_bytes", "must be more than 0", `write a size such as "50MiB"`)
 	}

@@ -28,6 +28,17 @@ const (
 	None     AfterRead = "none"
 )
 
+// StoreRaw decides when the original message (.eml) is kept as a blob in
+// the object store, with a raw reference in its event.
+type StoreRaw string
+
+// The store_raw values.
+const (
+	RawAlways     StoreRaw = "always"      // every message
+	RawOnProblems StoreRaw = "on_problems" // only when the parser reported problems (too_large included)
+	RawNever      StoreRaw = "never"       // none: events carry no raw reference
+)
+
 // Defaults of Mailbox, applied by WithDefaults (config applies the same).
 const (
 	DefaultFolder          = "INBOX"
@@ -35,6 +46,7 @@ const (
 	DefaultAfterRead       = MarkRead
 	DefaultPollInterval    = 60 * time.Second
 	DefaultMaxMessageBytes = 50 << 20
+	DefaultStoreRaw        = RawAlways
 )
 
 // Mailbox is one folder of one mailbox and how to read it: what every
@@ -49,6 +61,7 @@ type Mailbox struct {
 	Quarantine      string        // folder for dead-lettered mail; "" leaves it in place
 	MaxMessageBytes int64         // larger mail becomes a too_large event with its header; 0: the transport's cap
 	PollInterval    time.Duration // default 60s
+	StoreRaw        StoreRaw      // when the .eml is stored as a blob; default always
 }
 
 // WithDefaults returns m with every zero field set to its default.
@@ -64,6 +77,9 @@ func (m Mailbox) WithDefaults() Mailbox {
 	}
 	if m.PollInterval <= 0 {
 		m.PollInterval = DefaultPollInterval
+	}
+	if m.StoreRaw == "" {
+		m.StoreRaw = DefaultStoreRaw
 	}
 	return m
 }
@@ -81,6 +97,8 @@ func (m Mailbox) Validate() error {
 		return bad("after_read %q: use mark_read, move, delete or none", m.AfterRead)
 	case m.AfterRead == Move && strings.TrimSpace(m.MoveTo) == "":
 		return bad("after_read move needs move_to: name the folder to move handled mail to")
+	case m.StoreRaw != "" && !m.StoreRaw.Valid():
+		return bad("store_raw %q: use always, on_problems or never", m.StoreRaw)
 	case m.MaxMessageBytes < 0:
 		return bad("max_message_bytes %d is negative", m.MaxMessageBytes)
 	}
@@ -92,3 +110,19 @@ func (s StartFrom) Valid() bool { return s == StartUnread || s == StartAll || s 
 
 // Valid reports whether a is one of the after_read values.
 func (a AfterRead) Valid() bool { return a == MarkRead || a == Move || a == Delete || a == None }
+
+// Valid reports whether s is one of the store_raw values.
+func (s StoreRaw) Valid() bool { return s == RawAlways || s == RawOnProblems || s == RawNever }
+
+// Keep reports whether a message whose parse reported the given number of
+// problems has its raw .eml stored. The empty StoreRaw is the default,
+// always.
+func (s StoreRaw) Keep(problems int) bool {
+	switch s {
+	case RawNever:
+		return false
+	case RawOnProblems:
+		return problems > 0
+	}
+	return true
+}
