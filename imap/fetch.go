@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"time"
 
@@ -133,10 +134,16 @@ var (
 // bodies fetches the messages of one batch: whole ones with BODY.PEEK[],
 // too-large ones with BODY.PEEK[HEADER].
 func (s *Source) bodies(batch []meta) ([]source.Item, error) {
-	var whole, heads []uint32
+	var whole, heads, alone []uint32
+	refused := map[uint32]error{}
 	for _, m := range batch {
+		bad, suspect := s.opts.poison.state(s, m.uid)
 		switch {
 		case m.size < 0:
+		case bad:
+			refused[m.uid] = errImpossible(m.uid)
+		case suspect:
+			alone = append(alone, m.uid)
 		case m.size > s.limit():
 			heads = append(heads, m.uid)
 		default:
@@ -144,7 +151,22 @@ func (s *Source) bodies(batch []meta) ([]source.Item, error) {
 		}
 	}
 	got := make(map[uint32]body, len(batch))
-	refused := map[uint32]error{}
+	for _, u := range alone {
+		section := fullSection
+		if m := batch[slices.IndexFunc(batch, func(m meta) bool { return m.uid == u })]; m.size > s.limit() {
+			section = headerSection
+		}
+		if err := s.fetchInto(got, []uint32{u}, section); err != nil {
+			if isBodyLimit(err) {
+				s.opts.poison.failed(s, []uint32{u})
+			}
+			var ie *goimap.Error
+			if !errors.As(err, &ie) || ie.Type != goimap.StatusResponseTypeNo {
+				return nil, fmt.Errorf("uid fetch %d: %w", u, err)
+			}
+			refused[u] = fmt.Errorf("server refused UID FETCH %d: %s", u, ie.Text)
+		}
+	}
 	for _, part := range []struct {
 		uids    []uint32
 		section *goimap.FetchItemBodySection
@@ -153,6 +175,9 @@ func (s *Source) bodies(batch []meta) ([]source.Item, error) {
 			continue
 		}
 		err := s.fetchInto(got, part.uids, part.section)
+		if isBodyLimit(err) {
+			s.opts.poison.failed(s, part.uids)
+		}
 		var ie *goimap.Error
 		if errors.As(err, &ie) && ie.Type == goimap.StatusResponseTypeNo {
 			// The server refuses a message of the batch: fetch one by one so

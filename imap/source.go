@@ -40,6 +40,8 @@ type Options struct {
 	source.Mailbox
 	Addr      string      // host:port, implicit TLS
 	TLSConfig *tls.Config // nil: system roots, server name from Addr
+	// poison is the Transport's memory of unfetchable messages; nil: none.
+	poison *poison
 	// ReadTimeout is how long a command waits for the server's next bytes
 	// before the connection is closed with a TimeoutError; it also bounds
 	// dialing and the TLS handshake. 0 means 60 s.

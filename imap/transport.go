@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/mailpoller/mailpoller/source"
@@ -28,6 +29,9 @@ type Transport struct {
 	ReadTimeout    time.Duration
 	CommandTimeout time.Duration
 	MaxLineBytes   int64
+
+	once   sync.Once
+	poison *poison
 }
 
 // Scope implements source.Transport.
@@ -37,7 +41,8 @@ func (t *Transport) Scope() string { return Scope }
 func (t *Transport) Role() string { return Role }
 
 func (t *Transport) options(mb source.Mailbox, log *slog.Logger) Options {
-	return Options{
+	t.once.Do(func() { t.poison = newPoison() })
+	return Options{poison: t.poison,
 		Mailbox: mb, Addr: t.Addr, TLSConfig: t.TLSConfig, Logger: log,
 		ReadTimeout: t.ReadTimeout, CommandTimeout: t.CommandTimeout, MaxLineBytes: t.MaxLineBytes,
 		Token: func(ctx context.Context) (string, time.Time, error) { return t.Tokens.Token(ctx, Scope) },

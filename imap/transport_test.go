@@ -59,3 +59,53 @@ func TestTransportOpenAndProbe(t *testing.T) {
 		}
 	}
 }
+
+// A server that announces a body literal too large to read at all, for
+// the same message on every connection, does not block the mailbox for
+// ever: the transport remembers the failed batch, fetches its messages
+// one by one on the next connection, and hands the one that fails alone
+// over with Err (the poller dead-letters it), the others whole.
+func TestImpossibleLiteralBecomesDeadLetter(t *testing.T) {
+	srv := hostile.Start(t, hostile.Options{})
+	srv.Deliver(t, "INBOX", mail(1))
+	bad := append(mail(2), "padding that gives it a size of its own\r\n"...)
+	srv.Deliver(t, "INBOX", bad)
+	srv.Deliver(t, "INBOX", mail(3))
+	srv.Misbehave(hostile.Faults{BodyLiteral: func(n int64) int64 {
+		if n == int64(len(bad)) {
+			return 5 << 30 // over the 4 GiB a connection reads at all
+		}
+		return n
+	}})
+	tr := &imap.Transport{Addr: srv.Addr, TLSConfig: srv.TLSConfig(), Tokens: &staticTokens{}, ReadTimeout: 2 * time.Second}
+	mb := source.Mailbox{Address: srv.Mailbox, StartFrom: source.StartAll}
+	var items []source.Item
+	var err error
+	for try := 1; try <= 4; try++ {
+		src, oerr := tr.Open(testContext(t), mb, nil)
+		if oerr != nil {
+			t.Fatalf("try %d: Open = %v", try, oerr)
+		}
+		items = nil
+		err = src.Poll(testContext(t), nil, func(_ context.Context, b source.Batch) error { items = append(items, b.Items...); return nil })
+		src.Close()
+		if err == nil {
+			t.Logf("handed over on try %d", try)
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("still failing after 4 connections: %v", err)
+	}
+	if len(items) != 3 {
+		t.Fatalf("handed over %d items, want 3", len(items))
+	}
+	for i, it := range items {
+		switch {
+		case i == 1 && it.Err == nil:
+			t.Errorf("the message with the impossible literal has no Err: %+v", it)
+		case i != 1 && (it.Err != nil || len(it.Raw) == 0):
+			t.Errorf("item %d: err %v, %d bytes; want it whole", i, it.Err, len(it.Raw))
+		}
+	}
+}
