@@ -1,14 +1,16 @@
-// Package relay is a TCP relay for tests: it forwards every connection it
-// accepts on loopback to a target address, byte for byte (TLS passes
-// through untouched), and can hold back what the server sends, so a test
-// sees a server that stops answering mid-session without changing the
-// server.
+// Package relay is a TCP relay for tests and benchmarks: it forwards every
+// connection it accepts on loopback to a target address, byte for byte
+// (TLS passes through untouched). It can hold back what the server sends,
+// so a test sees a server that stops answering mid-session without
+// changing the server, and it can delay each direction by a fixed time
+// without limiting bandwidth, so a benchmark on loopback sees the round
+// trip of a real network.
 package relay
 
 import (
-	"io"
 	"net"
 	"sync"
+	"time"
 )
 
 // Relay forwards connections to one target. Its methods are safe for
@@ -16,6 +18,7 @@ import (
 type Relay struct {
 	ln     net.Listener
 	target string
+	delay  time.Duration // one way, each direction
 
 	mu    sync.Mutex
 	cond  *sync.Cond
@@ -25,12 +28,17 @@ type Relay struct {
 }
 
 // Start listens on a free loopback port and relays to target.
-func Start(target string) (*Relay, error) {
+func Start(target string) (*Relay, error) { return StartDelayed(target, 0) }
+
+// StartDelayed is Start with every byte delivered oneWay after it was
+// read, in each direction: a round trip of 2 × oneWay. Bytes keep
+// flowing meanwhile (the delay is latency, not a bandwidth limit).
+func StartDelayed(target string, oneWay time.Duration) (*Relay, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	r := &Relay{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
+	r := &Relay{ln: ln, target: target, delay: oneWay, conns: map[net.Conn]struct{}{}}
 	r.cond = sync.NewCond(&r.mu)
 	go r.accept()
 	return r, nil
@@ -105,21 +113,60 @@ func (r *Relay) serve(client net.Conn) {
 		r.mu.Unlock()
 	}()
 	go func() {
-		io.Copy(server, client)
+		r.pipe(server, client, false)
 		server.Close()
 	}()
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := server.Read(buf)
-		if n > 0 {
-			if !r.wait() {
-				return
+	r.pipe(client, server, true)
+}
+
+// chunk is bytes read, and when they may be written.
+type chunk struct {
+	b  []byte
+	at time.Time
+}
+
+// pipe copies from src to dst, each chunk delayed by r.delay; held
+// (server to client only) stops it while the relay holds.
+func (r *Relay) pipe(dst, src net.Conn, held bool) {
+	if r.delay <= 0 {
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := src.Read(buf)
+			if n > 0 {
+				if held && !r.wait() {
+					return
+				}
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					return
+				}
 			}
-			if _, werr := client.Write(buf[:n]); werr != nil {
+			if err != nil {
 				return
 			}
 		}
-		if err != nil {
+	}
+	q := make(chan chunk, 4096)
+	go func() {
+		defer close(q)
+		for {
+			buf := make([]byte, 32<<10)
+			n, err := src.Read(buf)
+			if n > 0 {
+				q <- chunk{buf[:n], time.Now().Add(r.delay)}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	for c := range q {
+		if d := time.Until(c.at); d > 0 {
+			time.Sleep(d) // the delay is what this relay is for
+		}
+		if held && !r.wait() {
+			return
+		}
+		if _, err := dst.Write(c.b); err != nil {
 			return
 		}
 	}

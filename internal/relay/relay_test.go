@@ -62,3 +62,30 @@ func TestHoldAndRelease(t *testing.T) {
 		t.Fatalf("after release got %q, %v; want two", l, err)
 	}
 }
+
+// A delayed relay adds its round trip to every exchange: a request and
+// its echo take at least twice the one-way delay.
+func TestDelay(t *testing.T) {
+	const oneWay = 20 * time.Millisecond
+	r, err := relay.StartDelayed(echo(t), oneWay)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	c, err := net.Dial("tcp", r.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	rd := bufio.NewReader(c)
+	for i := range 3 {
+		start := time.Now()
+		c.Write([]byte("ping\n"))
+		if l, err := rd.ReadString('\n'); err != nil || l != "ping\n" {
+			t.Fatalf("round %d: %q, %v", i, l, err)
+		}
+		if rtt := time.Since(start); rtt < 2*oneWay {
+			t.Errorf("round %d took %v, want at least %v", i, rtt, 2*oneWay)
+		}
+	}
+}
