@@ -9,6 +9,7 @@
 // of this directory. Usage:
 //
 //	consumer --url nats://nats.example.com:4222 --creds app.creds --durable case-mgmt
+//	consumer --url nats://127.0.0.1:4222 --nkey ./data/nats/client.nk   # the embedded server
 package main
 
 import (
@@ -28,6 +29,7 @@ func main() {
 	var (
 		url     = flag.String("url", nats.DefaultURL, "NATS server URL(s), comma-separated")
 		creds   = flag.String("creds", "", "NATS .creds file (empty: none)")
+		nkey    = flag.String("nkey", "", "NKey seed file, e.g. the embedded server's client.nk (empty: none)")
 		opts    Options
 		subject string
 	)
@@ -45,6 +47,14 @@ func main() {
 	var nopts []nats.Option
 	if *creds != "" {
 		nopts = append(nopts, nats.UserCredentials(*creds))
+	}
+	if *nkey != "" {
+		o, err := nats.NkeyOptionFromSeed(*nkey)
+		if err != nil {
+			slog.Error("read NKey seed", "file", *nkey, "err", err)
+			os.Exit(1)
+		}
+		nopts = append(nopts, o)
 	}
 	nc, err := nats.Connect(*url, nopts...)
 	if err != nil {
