@@ -436,10 +436,23 @@ func (w *worker) prepare(ctx context.Context, items []source.Item) []prepared {
 			}
 			pr := &preps[i]
 			pr.p = pending{i: i, ev: publish.NewEvent(o, m, it.Received), start: time.Now(), subject: publish.Subject(w.nats.Prefix(), o.Account, o.Mailbox)}
+			var raw []byte // nil: no raw blob, no raw field (store_raw)
+			if w.mb.StoreRaw.Keep(len(m.Problems)) {
+				raw = it.Raw
+			}
 			pr.err = w.retryNATS(ctx, "store blobs", func() error {
 				var err error
-				pr.p.msg, err = w.nats.Prepare(ctx, pr.p.subject, pr.p.ev, it.Raw)
+				pr.p.msg, err = w.nats.Prepare(ctx, pr.p.subject, pr.p.ev, raw)
 				if errors.Is(err, publish.ErrTooLarge) {
+					// The event cannot be sent: its dead letter carries
+					// the original, whatever store_raw says.
+					if pr.p.ev.Data.Raw == nil && it.Raw != nil {
+						ref, perr := w.nats.PutRaw(ctx, it.Raw)
+						if perr != nil {
+							return perr
+						}
+						pr.p.ev.Data.Raw = ref
+					}
 					pr.tooLarge, err = err, nil
 				}
 				return err

@@ -41,8 +41,9 @@ type Data struct {
 	// inline; Text or HTML is then empty.
 	TextBlob *message.Blob `json:"text_blob,omitempty"`
 	HTMLBlob *message.Blob `json:"html_blob,omitempty"`
-	// Raw is the original message (.eml) in the object store.
-	Raw *message.Blob `json:"raw"`
+	// Raw is the original message (.eml) in the object store; nil (and
+	// absent from the JSON) when no blob was stored (store_raw).
+	Raw *message.Blob `json:"raw,omitempty"`
 }
 
 // MarshalJSON writes d with every list as [] when it is empty, never null,

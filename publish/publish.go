@@ -40,7 +40,8 @@ func (c *Conn) Publish(ctx context.Context, subject string, ev *Event, raw []byt
 // parts in the object store and returns the event's NATS message, with
 // Nats-Msg-Id set, sized to fit the server's max payload. An attachment's
 // SHA256 must be that of its Content, as message.Parse sets it: it is the
-// blob's key and digest.
+// blob's key and digest. A nil raw stores no raw blob: ev.Data.Raw stays
+// nil and the event has no raw field.
 func (c *Conn) Prepare(ctx context.Context, subject string, ev *Event, raw []byte) (*nats.Msg, error) {
 	var puts []blobPut
 	if raw != nil {
@@ -78,6 +79,17 @@ func (c *Conn) Prepare(ctx context.Context, subject string, ev *Event, raw []byt
 	msg.Header.Set(jetstream.MsgIDHeader, ev.ID)
 	msg.Header.Set("Content-Type", "application/cloudevents+json")
 	return msg, nil
+}
+
+// PutRaw stores raw as the original message (.eml) in the object store,
+// as Prepare does, and returns its reference: for a dead letter that
+// must carry a message whose event stored none.
+func (c *Conn) PutRaw(ctx context.Context, raw []byte) (*message.Blob, error) {
+	refs, err := c.putBlobs(ctx, []blobPut{rawPut(raw)})
+	if err != nil {
+		return nil, fmt.Errorf("store raw message: %w", err)
+	}
+	return refs[0], nil
 }
 
 // PublishAsync sends a prepared message without waiting; the future
