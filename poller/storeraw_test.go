@@ -3,6 +3,7 @@ package poller
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -136,5 +137,48 @@ accounts:
 		if !wantBlobs[i.Name] {
 			t.Errorf("object %s is not a referenced raw blob", i.Name)
 		}
+	}
+}
+
+// TestStoreRawNeverDeadLetter checks that an event too large for the NATS
+// max payload still dead-letters with its raw blob under store_raw: never,
+// as it did before store_raw: the dead letter is the message's only copy.
+func TestStoreRawNeverDeadLetter(t *testing.T) {
+	env := newSimEnv(t)
+	var to bytes.Buffer
+	for i := 0; to.Len() < 900<<10; i++ { // under the parser's 1 MiB header budget: no problem
+		fmt.Fprintf(&to, "\"Recipient %d\" <recipient%d@contoso.test>,\r\n ", i, i)
+	}
+	raw := []byte("From: a@example.net\r\nTo: " + strings.TrimSuffix(to.String(), ",\r\n ") + "\r\nSubject: many recipients\r\nMessage-ID: <many@example.net>\r\n\r\nhi\r\n")
+	if p := message.Parse(raw, nil).Problems; len(p) != 0 {
+		t.Fatalf("the message has problems %v", p)
+	}
+	if _, err := env.sim.Store().Deliver(env.boxes[0], "INBOX", raw, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	nc := newNATS(t)
+	runAll(t, env.config(t, "imap", "    store_raw: never\n"), nc, slog.New(slog.DiscardHandler))
+	if evs := events(t, nc); len(evs) != 0 {
+		t.Fatalf("%d events, want 0 (the event cannot fit)", len(evs))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := nc.JetStream().Stream(ctx, nc.Stream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := st.GetLastMsgForSubject(ctx, publish.DeadLetterSubject(nc.Prefix(), "support", env.boxes[0]))
+	if err != nil {
+		t.Fatalf("no dead letter: %v", err)
+	}
+	var dl publish.DeadLetter
+	if err := json.Unmarshal(m.Data, &dl); err != nil {
+		t.Fatal(err)
+	}
+	if dl.Raw == nil {
+		t.Fatalf("dead letter %s carries no raw blob", m.Data)
+	}
+	if b, err := nc.GetBlob(ctx, dl.Raw); err != nil || !bytes.Equal(b, raw) {
+		t.Fatalf("dead letter's raw blob differs from the message: %v", err)
 	}
 }
