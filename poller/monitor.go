@@ -110,11 +110,13 @@ func NewMonitor() *Monitor {
 // alert sees the first error.
 var errorKinds = []string{"auth", "connect", "throttled", "stalled", "nats", "other"}
 
-// zeroErrors makes mb's errors_total series exist.
+// zeroErrors makes mb's errors_total and dead_letters_total series
+// exist, so increase() and rate() see the first one.
 func (m *Monitor) zeroErrors(mb config.Mailbox) {
 	for _, k := range errorKinds {
 		m.metrics.errors.WithLabelValues(mb.Account.Name, mb.Address, k)
 	}
+	m.metrics.deadLetter.WithLabelValues(mb.Account.Name, mb.Address)
 }
 
 // Registry is where the monitor's metrics live (to add collectors).

@@ -183,6 +183,9 @@ func TestMetricsLifecycle(t *testing.T) {
 			t.Errorf("mailpoller_errors_total{kind=%q} for support = %v, %v; want 0, present", k, v, ok)
 		}
 	}
+	if dl := series(t, mon, "mailpoller_dead_letters_total", env.boxes[0]); len(dl) != 1 || dl[0].GetCounter().GetValue() != 0 {
+		t.Errorf("mailpoller_dead_letters_total for support: %v, want one series at 0", dl)
+	}
 	if len(series(t, mon, "mailpoller_messages_published_total", env.boxes[1])) == 0 {
 		t.Fatal("billing has no published_total series before the reload")
 	}
