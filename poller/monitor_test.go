@@ -1,7 +1,6 @@
 package poller
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -19,28 +18,11 @@ import (
 	"github.com/mailpoller/mailpoller/sim"
 )
 
-// running starts Run in the background and returns its monitor and a stop
-// function that waits for it.
+// startRun starts Run in the background and returns its monitor and a
+// stop function that waits for it.
 func startRun(t *testing.T, cfg *config.Config, reload chan *config.Config) (*Monitor, func()) {
 	t.Helper()
-	nc := newNATS(t)
-	mon := NewMonitor()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		Run(ctx, Options{Config: cfg, NATS: nc, Monitor: mon, Reload: reload, Logger: debugLogger(&logtest.Buffer{})})
-	}()
-	stop := func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			t.Fatal("Run did not stop within 20s of its context ending")
-		}
-	}
-	t.Cleanup(stop)
-	return mon, stop
+	return runWithLog(t, cfg, reload, &logtest.Buffer{})
 }
 
 func status(mon *Monitor, mailbox string) (MailboxStatus, bool) {

@@ -39,32 +39,16 @@ accounts:
 // running daemon's embedded server, which requires credentials, with the
 // ones in its store directory; with another store they are told why not.
 func TestTailAndCheckLogInToTheEmbeddedServer(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	listen := ln.Addr().String()
-	ln.Close()
-	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	daemon, err := publish.Connect(ctx, config.NATS{Embedded: config.Embedded{Listen: listen, StoreDir: dir}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer daemon.Close()
-	o := publish.Origin{Account: "support", Mailbox: "support@contoso.test", Folder: "INBOX", Protocol: "imap", ServerID: "1:1"}
-	ev := publish.NewEvent(o, &message.Message{Subject: "Printer jammed"}, time.Now())
-	if _, err := daemon.Publish(ctx, publish.Subject(daemon.Prefix(), o.Account, o.Mailbox), ev, nil); err != nil {
-		t.Fatal(err)
-	}
+	listen, dir, eventID := daemonWithEvent(t, ctx)
 
 	path := embeddedConfig(t, listen, dir)
 	var out syncBuf
 	tctx, tcancel := context.WithCancel(ctx)
 	done := make(chan int)
 	go func() { done <- runTail(tctx, []string{"-c", path, "-all"}, &out, &out) }()
-	wait.For(t, 10*time.Second, "tail prints the event", func() bool { return strings.Contains(out.String(), "id="+ev.ID) })
+	wait.For(t, 10*time.Second, "tail prints the event", func() bool { return strings.Contains(out.String(), "id="+eventID) })
 	tcancel()
 	if code := <-done; code != 0 {
 		t.Fatalf("tail exit %d:\n%s", code, out.String())
@@ -86,4 +70,29 @@ func TestTailAndCheckLogInToTheEmbeddedServer(t *testing.T) {
 	if !strings.Contains(errOut.String(), "credentials file does not exist") {
 		t.Fatalf("tail without credentials says:\n%s", errOut.String())
 	}
+}
+
+// daemonWithEvent starts an embedded server on a free port with its own
+// store, as a running daemon would, and publishes one event to it. The
+// server stops with the test.
+func daemonWithEvent(t *testing.T, ctx context.Context) (listen, dir, eventID string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	listen = ln.Addr().String()
+	ln.Close()
+	dir = t.TempDir()
+	daemon, err := publish.Connect(ctx, config.NATS{Embedded: config.Embedded{Listen: listen, StoreDir: dir}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(daemon.Close)
+	o := publish.Origin{Account: "support", Mailbox: "support@contoso.test", Folder: "INBOX", Protocol: "imap", ServerID: "1:1"}
+	ev := publish.NewEvent(o, &message.Message{Subject: "Printer jammed"}, time.Now())
+	if _, err := daemon.Publish(ctx, publish.Subject(daemon.Prefix(), o.Account, o.Mailbox), ev, nil); err != nil {
+		t.Fatal(err)
+	}
+	return listen, dir, ev.ID
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"net"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -72,25 +71,9 @@ func TestTail(t *testing.T) {
 // server that requires a login, with no config file (none exists in the
 // working directory) and no account secret in the environment.
 func TestTailURLWithoutConfig(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	listen := ln.Addr().String()
-	ln.Close()
-	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	daemon, err := publish.Connect(ctx, config.NATS{Embedded: config.Embedded{Listen: listen, StoreDir: dir}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer daemon.Close()
-	o := publish.Origin{Account: "support", Mailbox: "support@contoso.test", Folder: "INBOX", Protocol: "imap", ServerID: "1:1"}
-	ev := publish.NewEvent(o, &message.Message{Subject: "Printer jammed"}, time.Now())
-	if _, err := daemon.Publish(ctx, publish.Subject(daemon.Prefix(), o.Account, o.Mailbox), ev, nil); err != nil {
-		t.Fatal(err)
-	}
+	listen, dir, eventID := daemonWithEvent(t, ctx)
 	t.Chdir(t.TempDir()) // no mailpoller.yaml here
 	t.Setenv("MAILPOLLER_CONFIG", filepath.Join(t.TempDir(), "missing.yaml"))
 
@@ -100,7 +83,7 @@ func TestTailURLWithoutConfig(t *testing.T) {
 	go func() {
 		done <- runTail(tctx, []string{"--url", "nats://" + listen, "--nkey", publish.CredentialsPath(dir), "--all"}, &out, &out)
 	}()
-	wait.For(t, 10*time.Second, "tail --url prints the event", func() bool { return strings.Contains(out.String(), "id="+ev.ID) })
+	wait.For(t, 10*time.Second, "tail --url prints the event", func() bool { return strings.Contains(out.String(), "id="+eventID) })
 	tcancel()
 	if code := <-done; code != 0 {
 		t.Fatalf("tail exit %d:\n%s", code, out.String())
