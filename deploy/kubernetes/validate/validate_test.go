@@ -1,7 +1,9 @@
-// Package validate checks the Kubernetes manifests beside it against the
-// Kubernetes API types (k8s.io/api), decoding strictly: an unknown field,
-// a wrong type or a misspelt key fails. It is its own module so that the
-// Kubernetes modules stay out of mailpoller's go.mod; .ci/run runs it.
+// Package validate checks the deployment files with the libraries their
+// own tools use: the Kubernetes manifests against the Kubernetes API types
+// (k8s.io/api), decoding strictly, so an unknown field, a wrong type or a
+// misspelt key fails; and the Prometheus alert rules with promtool's own
+// parser (rulefmt, PromQL included). It is its own module so that those
+// modules stay out of mailpoller's go.mod; .ci/run runs it.
 package validate
 
 import (
