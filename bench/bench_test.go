@@ -86,6 +86,15 @@ type fixture struct {
 	n     int
 	yaml  string // the last config written by config()
 	out   string // where runs write (JetStream store, Maildir)
+	addr  string // where the rows connect: Dovecot, or a latency relay in front of it ("": Dovecot)
+}
+
+// target is where the rows connect.
+func (f *fixture) target() string {
+	if f.addr != "" {
+		return f.addr
+	}
+	return f.srv.Addr
 }
 
 // fresh empties the output of earlier runs, flushes the page cache's
@@ -208,7 +217,7 @@ func BenchmarkDovecot(b *testing.B) {
 // UID FETCH 1:* BODY.PEEK[] to each.
 func (f *fixture) rawFetch(b *testing.B, each func(goimap.LiteralReader)) {
 	tok, _ := imapToken(b, f)
-	got, err := rawFetch(f.srv.Addr, f.srv.CAPool, tok, each)
+	got, err := rawFetch(f.target(), f.srv.CAPool, tok, each)
 	if err != nil || got != f.n {
 		b.Fatalf("fetched %d of %d: %v", got, f.n, err)
 	}
@@ -246,11 +255,20 @@ func rawFetch(addr string, roots *x509.CertPool, token string, each func(goimap.
 // config is the bench's mailpoller config, storing into a fresh
 // directory (see fresh).
 func (f *fixture) config(b *testing.B) *config.Config {
+	return f.configWith(b, "")
+}
+
+// configWith is config with more mailbox defaults (e.g. "store_raw: never").
+func (f *fixture) configWith(b *testing.B, more string) *config.Config {
 	store := f.fresh(b)
 	bundle := filepath.Join(b.TempDir(), "ca.pem")
 	ca, _ := os.ReadFile(f.srv.CAFile)
 	os.WriteFile(bundle, append(ca, f.sim.CAPEM()...), 0o600)
-	f.yaml = benchYAML(f.sim, f.srv.Addr, bundle, store, "{start_from: all, after_read: none}", "bench@contoso.test")
+	defaults := "{start_from: all, after_read: none}"
+	if more != "" {
+		defaults = "{start_from: all, after_read: none, " + more + "}"
+	}
+	f.yaml = benchYAML(f.sim, f.target(), bundle, store, defaults, "bench@contoso.test")
 	return parse(b, f.yaml)
 }
 

@@ -18,6 +18,7 @@ import (
 	goimap "github.com/emersion/go-imap/v2"
 
 	"github.com/mailpoller/mailpoller/internal/dovecottest"
+	"github.com/mailpoller/mailpoller/internal/relay"
 )
 
 // usage runs cmd and returns wall time, CPU seconds (user+sys) and peak
@@ -90,7 +91,7 @@ type run struct {
 // storage), each as a process of its own, BENCH_ROUNDS times (default 3)
 // in turn, and prints the table of medians with mailpoller's ratios.
 func BenchmarkThroughput(b *testing.B) {
-	n, rounds := 300, 3
+	n, rounds := 3000, 3
 	if v := os.Getenv("BENCH_N"); v != "" {
 		fmt.Sscan(v, &n)
 	}
@@ -109,6 +110,16 @@ func BenchmarkThroughput(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	mailpoller := func(more string) func() *exec.Cmd {
+		return func() *exec.Cmd {
+			f.configWith(b, more)
+			path := filepath.Join(f.out, "config.yaml")
+			if err := os.WriteFile(path, []byte(f.yaml), 0o600); err != nil {
+				b.Fatal(err)
+			}
+			return exec.Command(bin, "run", "--once", "-c", path)
+		}
+	}
 	rows := []struct {
 		name string
 		cmd  func() *exec.Cmd
@@ -117,47 +128,61 @@ func BenchmarkThroughput(b *testing.B) {
 			f.fresh(b)
 			tok, _ := imapToken(b, f)
 			cmd := exec.Command(self, "-test.run", "^TestRawFetchProcess$")
-			cmd.Env = append(os.Environ(), "BENCH_RAW_FETCH="+f.srv.Addr, "BENCH_CA_FILE="+f.srv.CAFile, "BENCH_TOKEN="+tok)
+			cmd.Env = append(os.Environ(), "BENCH_RAW_FETCH="+f.target(), "BENCH_CA_FILE="+f.srv.CAFile, "BENCH_TOKEN="+tok)
 			return cmd
 		}},
 		{"(b) `mbsync` (isync, defaults) to a fresh Maildir", func() *exec.Cmd {
 			return exec.Command("mbsync", "-c", f.mbsyncrc(b), "-a")
 		}},
-		{"(c) `mailpoller run --once` to JetStream file storage", func() *exec.Cmd {
-			f.config(b)
-			path := filepath.Join(f.out, "config.yaml")
-			if err := os.WriteFile(path, []byte(f.yaml), 0o600); err != nil {
-				b.Fatal(err)
-			}
-			return exec.Command(bin, "run", "--once", "-c", path)
-		}},
+		{"(c) `mailpoller run --once`, `store_raw: always`", mailpoller("")},
+		{"(d) `mailpoller run --once`, `store_raw: never`", mailpoller("store_raw: never")},
 	}
-	runs := make([][]run, len(rows))
+	// Two distances in one run: loopback, and a 20 ms round trip through a
+	// relay that delays each direction by 10 ms without limiting bandwidth.
+	relayed, err := relay.StartDelayed(f.srv.Addr, 10*time.Millisecond)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer relayed.Close()
+	distances := []struct{ name, addr string }{{"loopback", ""}, {"20 ms round trip", relayed.Addr()}}
+	runs := make([][][]run, len(distances))
+	for d := range distances {
+		runs[d] = make([][]run, len(rows))
+	}
 	for b.Loop() {
-		for r := 0; r < rounds; r++ {
-			for i, row := range rows {
-				wall, cpu, rss := usage(b, row.cmd())
-				runs[i] = append(runs[i], run{wall, cpu, rss})
+		for d, dist := range distances {
+			f.addr = dist.addr
+			for r := 0; r < rounds; r++ {
+				for i, row := range rows {
+					wall, cpu, rss := usage(b, row.cmd())
+					runs[d][i] = append(runs[d][i], run{wall, cpu, rss})
+				}
 			}
 		}
 	}
-	med := make([]run, len(rows))
-	for i, rs := range runs {
-		med[i] = median(rs)
-	}
+	f.addr = ""
 	rate := func(r run) float64 { return float64(f.n) / r.wall.Seconds() }
 	var t strings.Builder
-	fmt.Fprintf(&t, "%d messages, %.1f MB; medians of %d runs each\n\n", f.n, float64(f.bytes)/1e6, len(runs[0]))
-	fmt.Fprintf(&t, "| what | msgs/s | MB/s | CPU s | peak RSS | mailpoller ÷ this |\n|---|---:|---:|---:|---:|---:|\n")
-	for i, row := range rows {
-		fmt.Fprintf(&t, "| %s | %.0f | %.0f | %.2f | %.0f MiB | %.2f |\n", row.name, rate(med[i]),
-			float64(f.bytes)/med[i].wall.Seconds()/1e6, med[i].cpu, float64(med[i].rss)/(1<<20), rate(med[2])/rate(med[i]))
+	fmt.Fprintf(&t, "%d messages, %.1f MB; medians of %d runs each\n", f.n, float64(f.bytes)/1e6, rounds)
+	for d, dist := range distances {
+		med := make([]run, len(rows))
+		for i, rs := range runs[d] {
+			med[i] = median(rs)
+		}
+		fmt.Fprintf(&t, "\n%s\n\n| what | msgs/s | MB/s | CPU s | CPU s per GB | peak RSS | (c) ÷ this |\n|---|---:|---:|---:|---:|---:|---:|\n", dist.name)
+		for i, row := range rows {
+			fmt.Fprintf(&t, "| %s | %.0f | %.0f | %.2f | %.2f | %.0f MiB | %.2f |\n", row.name, rate(med[i]),
+				float64(f.bytes)/med[i].wall.Seconds()/1e6, med[i].cpu, med[i].cpu/(float64(f.bytes)/1e9),
+				float64(med[i].rss)/(1<<20), rate(med[2])/rate(med[i]))
+		}
+		unit := strings.NewReplacer(" ", "-").Replace(dist.name)
+		b.ReportMetric(rate(med[2])/rate(med[0]), "x-raw-"+unit)
+		b.ReportMetric(rate(med[2])/rate(med[1]), "x-mbsync-"+unit)
+		b.ReportMetric(rate(med[3])/rate(med[0]), "never-x-raw-"+unit)
+		b.ReportMetric(rate(med[2]), "msgs/s-"+unit)
+		b.ReportMetric(float64(max(med[2].rss, med[3].rss))/(1<<20), "peak-RSS-MiB-"+unit)
 	}
 	fmt.Println(t.String())
-	b.ReportMetric(rate(med[2])/rate(med[0]), "x-raw")
-	b.ReportMetric(rate(med[2])/rate(med[1]), "x-mbsync")
-	b.ReportMetric(rate(med[2]), "msgs/s")
-	b.ReportMetric(float64(med[2].rss)/(1<<20), "peak-RSS-MiB")
 }
 
 // median is the run of median wall time, with the median CPU time and the
@@ -181,7 +206,7 @@ func (f *fixture) mbsyncrc(b *testing.B) string {
 	dir := f.fresh(b)
 	rc := filepath.Join(dir, "mbsyncrc")
 	os.MkdirAll(filepath.Join(dir, "mail"), 0o755)
-	_, port, _ := splitHostPort(f.srv.Addr)
+	_, port, _ := splitHostPort(f.target())
 	host := "localhost" // mbsync checks the certificate's name, not its IP address
 	os.WriteFile(rc, []byte(fmt.Sprintf(`IMAPAccount bench
 Host %s
