@@ -152,23 +152,38 @@ func (w *worker) fix(ctx context.Context, err error) string {
 	var f source.Fixer
 	var ae *auth.Error
 	if errors.As(err, &f) && !errors.As(err, &ae) {
-		if tr, terr := w.tokens.For(w.mb.Account); terr == nil {
-			if ts, terr := w.tokens.TokenSource(w.mb.Account); terr == nil {
-				tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-				tok, terr := ts.Token(tctx) // cached: the transport just used it
-				cancel()
-				if terr == nil {
-					if claims, cerr := auth.ParseClaims(tok.Value); cerr == nil {
-						if MissingRole(claims, tr.Role()) != "" {
-							return ConsentFix(a.ClientID, tr.Role())
-						}
-						a.ObjectID = claims.ObjectID
-					}
-				}
+		if claims, role, ok := w.tokenClaims(ctx); ok {
+			if MissingRole(claims, role) != "" {
+				return ConsentFix(a.ClientID, role)
 			}
+			a.ObjectID = claims.ObjectID
 		}
 	}
 	return Fix(err, a)
+}
+
+// tokenClaims reads the claims of the token w's transport uses (cached:
+// the transport just used it) and the role the transport needs.
+func (w *worker) tokenClaims(ctx context.Context) (auth.Claims, string, bool) {
+	tr, err := w.tokens.For(w.mb.Account)
+	if err != nil {
+		return auth.Claims{}, "", false
+	}
+	ts, err := w.tokens.TokenSource(w.mb.Account)
+	if err != nil {
+		return auth.Claims{}, "", false
+	}
+	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	tok, err := ts.Token(tctx)
+	if err != nil {
+		return auth.Claims{}, "", false
+	}
+	claims, err := auth.ParseClaims(tok.Value)
+	if err != nil {
+		return auth.Claims{}, "", false
+	}
+	return claims, tr.Role(), true
 }
 
 // admin is the ids of w's mailbox for fix texts.
