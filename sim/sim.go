@@ -29,6 +29,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -57,6 +58,7 @@ type Endpoints struct {
 	TokenURL  string `json:"token_url"` // for tenant <tenant>: authority + "/<tenant>/oauth2/v2.0/token"
 	IMAP      string `json:"imap"`      // host:port, implicit TLS
 	EWS       string `json:"ews"`       // EWS URL
+	Graph     string `json:"graph"`     // Microsoft Graph base URL (…/v1.0)
 	Control   string `json:"control"`   // control API base URL
 	CAFile    string `json:"ca_file"`   // CA to trust (tls.ca_file), when Options.CADir is set
 }
@@ -73,6 +75,7 @@ type Sim struct {
 	tokens *TokenServer
 	imap   *IMAPServer
 	ews    *EWSServer
+	graph  *GraphServer
 
 	httpLn  net.Listener
 	httpSrv *http.Server
@@ -104,6 +107,7 @@ func Start(ctx context.Context, seed *Seed, opts *Options) (*Sim, error) {
 	tc := s.ca.serverTLS()
 	s.tokens = newTokenServer(dir)
 	s.ews = newEWSServer(s.store, dir, s.tokens)
+	s.graph = newGraphServer(s.store, dir, s.tokens)
 	if s.imap, err = startIMAP(s.store, dir, s.tokens, tc, listenAddr(opts.IMAPListen)); err != nil {
 		return nil, err
 	}
@@ -116,6 +120,10 @@ func Start(ctx context.Context, seed *Seed, opts *Options) (*Sim, error) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	s.control(mux)
 	mux.Handle("POST /{path...}", s.ews)
+	for _, p := range []string{"GET /{path...}", "PATCH /{path...}", "DELETE /{path...}", "POST /users/{path...}", "POST /$batch"} {
+		method, path, _ := strings.Cut(p, " ")
+		mux.Handle(method+" "+graphPrefix+path, s.graph)
+	}
 	s.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go s.httpSrv.Serve(s.httpLn)
 	go func() {
@@ -130,7 +138,7 @@ func (s *Sim) Endpoints() Endpoints {
 	base := "https://" + s.httpLn.Addr().String()
 	return Endpoints{
 		Authority: base, TokenURL: base + "/{tenant}/oauth2/v2.0/token", IMAP: s.imap.addr(),
-		EWS: base + ewsPath, Control: base + "/control", CAFile: s.caFile,
+		EWS: base + ewsPath, Graph: base + graphPrefix, Control: base + "/control", CAFile: s.caFile,
 	}
 }
 
@@ -151,6 +159,9 @@ func (s *Sim) IMAP() *IMAPServer { return s.imap }
 
 // EWS is the simulator's Exchange EWS endpoint.
 func (s *Sim) EWS() *EWSServer { return s.ews }
+
+// Graph is the simulator's Microsoft Graph endpoint.
+func (s *Sim) Graph() *GraphServer { return s.graph }
 
 // Close stops every listener and connection.
 func (s *Sim) Close() {

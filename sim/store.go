@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -46,7 +47,7 @@ func (s *Store) actionLocked(address, folder string, uid uint32, action string) 
 				if action == "seen" {
 					kind = "read"
 				}
-				f.changes = append(f.changes, change{seq: uint64(len(f.changes) + 1), uid: uid, itemID: m.ItemID, kind: kind})
+				f.changes = append(f.changes, change{seq: uint64(len(f.changes) + 1), uid: uid, itemID: m.ItemID, immutableID: m.immutableID, kind: kind})
 				break
 			}
 		}
@@ -73,10 +74,11 @@ type folder struct {
 
 // change is one entry of a folder's change log.
 type change struct {
-	seq    uint64
-	uid    uint32
-	itemID string
-	kind   string // "read" or "delete"
+	seq         uint64
+	uid         uint32
+	itemID      string
+	immutableID string // the message's Graph ImmutableId
+	kind        string // "read" or "delete"
 }
 
 // Message is one stored mail.
@@ -86,7 +88,13 @@ type Message struct {
 	Raw      []byte
 	Flags    []string // IMAP flags such as \Seen, \Deleted
 	Received time.Time
+
+	immutableID string // Graph's ImmutableId: kept across Graph moves
+	modSeq      uint64 // modClock when its flags last changed (Graph delta "updated")
 }
+
+// modClock orders flag changes across the store, for Graph's delta query.
+var modClock atomic.Uint64
 
 // Seen reports whether the \Seen flag is set.
 func (m *Message) Seen() bool { return slices.Contains(m.Flags, `\Seen`) }
@@ -195,7 +203,7 @@ func (f *folder) appendLocked(raw []byte, received time.Time, flags []string) *M
 	if received.IsZero() {
 		received = time.Now()
 	}
-	m := &Message{UID: f.uidNext, ItemID: newID(), Raw: slices.Clone(raw), Flags: slices.Clone(flags), Received: received.UTC().Truncate(time.Second)}
+	m := &Message{UID: f.uidNext, ItemID: newID(), immutableID: "AAkA" + newID()[4:], Raw: slices.Clone(raw), Flags: slices.Clone(flags), Received: received.UTC().Truncate(time.Second)}
 	f.uidNext++
 	f.msgs = append(f.msgs, m)
 	f.notifyLocked()
@@ -280,7 +288,9 @@ func setFlag(m *Message, flag string, on bool) {
 	switch {
 	case on && i < 0:
 		m.Flags = append(m.Flags, flag)
+		m.modSeq = modClock.Add(1)
 	case !on && i >= 0:
 		m.Flags = slices.Delete(m.Flags, i, i+1)
+		m.modSeq = modClock.Add(1)
 	}
 }
