@@ -43,6 +43,8 @@ type GraphServer struct {
 	requests    map[string]int             // per mailbox: HTTP requests ($batch: 1)
 	kinds       map[string]map[string]int  // per mailbox: requests by kind, batch items included
 	throttled   map[string][]ThrottleEvent // per mailbox
+
+	admitted func() // test hook: called once a request is admitted, before its handler
 }
 
 // ThrottleEvent is one 429 or 503 the server sent for a mailbox, and when
@@ -404,6 +406,9 @@ func (g *GraphServer) serve(q *graphReq, batchItem bool) *graphResponse {
 	defer done()
 	if e != nil {
 		return errorResponse(e, crid)
+	}
+	if g.admitted != nil {
+		g.admitted()
 	}
 	resp, e := handler(mailbox, q)
 	if e != nil {

@@ -312,3 +312,53 @@ func TestGraphBatchAndFaults(t *testing.T) {
 		t.Fatal("no in-flight record")
 	}
 }
+
+func TestGraphReadOnlyAndScope(t *testing.T) {
+	e := newGraphEnv(t)
+	e.token = e.getToken("44444444-4444-4444-4444-444444444444", "reader-secret", "https://graph.microsoft.com/.default")
+	var p deltaPage
+	if st, _ := e.do("GET", support+"/mailFolders/inbox/messages/delta", nil, &p); st != 200 || len(p.Value) != 5 {
+		t.Fatalf("Mail.Read delta: %d %d", st, len(p.Value))
+	}
+	var eb gerrBody
+	if st, _ := e.do("PATCH", support+"/messages/"+p.Value[0]["id"].(string), map[string]any{"isRead": true}, &eb); st != 403 || eb.Error.Code != "ErrorAccessDenied" {
+		t.Fatalf("Mail.Read PATCH: %d %v", st, eb)
+	}
+	if st, _ := e.do("GET", "/users/billing@contoso.test/mailFolders/inbox", nil, &eb); st != 403 || eb.Error.Message != "Access is denied. Check credentials and try again." {
+		t.Fatalf("out of scope: %d %v", st, eb)
+	}
+}
+
+func TestGraphConcurrencyLimit(t *testing.T) {
+	e := newGraphEnv(t)
+	release := make(chan struct{})
+	e.s.Graph().admitted = func() { <-release }
+	statuses := make(chan int, 5)
+	for range 5 {
+		go func() {
+			st, _ := e.do("GET", support+"/mailFolders/inbox", nil, nil)
+			statuses <- st
+		}()
+	}
+	// The fifth in flight is refused at once; the four others wait for release.
+	select {
+	case st := <-statuses:
+		if st != 429 {
+			t.Fatalf("fifth in flight: %d", st)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no request refused with four in flight")
+	}
+	close(release)
+	for range 4 {
+		if st := <-statuses; st != 200 {
+			t.Fatalf("admitted request: %d", st)
+		}
+	}
+	if n := e.s.Graph().MaxInFlight("support@contoso.test"); n != 5 {
+		t.Fatalf("MaxInFlight %d, want 5", n)
+	}
+	if ev := e.s.Graph().Throttled("support@contoso.test"); len(ev) != 1 || ev[0].Status != 429 || ev[0].RetryAfter != time.Second {
+		t.Fatalf("throttle events: %+v", ev)
+	}
+}
