@@ -14,6 +14,7 @@ import (
 //	GET  /control/mailboxes/{mailbox}/{folder}           → [{"uid", "item_id", "seen", "size", "flags"}]
 //	POST /control/faults/imap?mailbox=&throttle=&backoff_ms=&not_connected=&drop_fetch=&expire=1
 //	POST /control/faults/token?count=   body: TokenFault JSON
+//	POST /control/faults/graph?mailbox=&throttle=&unavailable=&retry_after_ms=&unauthorized=&expire_delta=1
 func (s *Sim) control(mux *http.ServeMux) {
 	mux.HandleFunc("POST /control/deliver", func(w http.ResponseWriter, r *http.Request) {
 		raw, err := io.ReadAll(io.LimitReader(r.Body, 200<<20))
@@ -66,6 +67,25 @@ func (s *Sim) control(mux *http.ServeMux) {
 		}
 		if q.Get("expire") != "" {
 			s.imap.ExpireSessions(mb)
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("POST /control/faults/graph", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		mb := q.Get("mailbox")
+		n := func(k string) int { v, _ := strconv.Atoi(q.Get(k)); return v }
+		retry := time.Duration(n("retry_after_ms")) * time.Millisecond
+		if v := n("throttle"); v > 0 {
+			s.graph.Throttle(mb, v, retry)
+		}
+		if v := n("unavailable"); v > 0 {
+			s.graph.Unavailable(mb, v, retry)
+		}
+		if v := n("unauthorized"); v > 0 {
+			s.graph.Unauthorized(v)
+		}
+		if q.Get("expire_delta") != "" {
+			s.graph.ExpireDelta(mb)
 		}
 		w.WriteHeader(http.StatusNoContent)
 	})

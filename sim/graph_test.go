@@ -362,3 +362,17 @@ func TestGraphConcurrencyLimit(t *testing.T) {
 		t.Fatalf("throttle events: %+v", ev)
 	}
 }
+
+func TestGraphControlFaults(t *testing.T) {
+	e := newGraphEnv(t)
+	resp, err := e.c.Post(e.s.Endpoints().Control+"/faults/graph?mailbox=support@contoso.test&throttle=1&retry_after_ms=100", "text/plain", nil)
+	if err != nil || resp.StatusCode != 204 {
+		t.Fatalf("control: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	var eb gerrBody
+	st, h := e.do("GET", support+"/mailFolders/inbox", nil, &eb)
+	if st != 429 || h.Get("Retry-After") != "1" || eb.Error.Code != "ApplicationThrottled" || h.Get("request-id") == "" {
+		t.Fatalf("throttled: %d %v %v", st, h, eb)
+	}
+}
