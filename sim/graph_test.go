@@ -376,3 +376,18 @@ func TestGraphControlFaults(t *testing.T) {
 		t.Fatalf("throttled: %d %v %v", st, h, eb)
 	}
 }
+
+// TestGraphDeltaMoveBack: a message moved out and back in with
+// ImmutableId is not reported removed after its created entry.
+func TestGraphDeltaMoveBack(t *testing.T) {
+	e := newGraphEnv(t)
+	e.prefer = `IdType="ImmutableId"`
+	items, link, _ := e.deltaAll(support + "/mailFolders/inbox/messages/delta")
+	id := items[0]["id"].(string)
+	e.do("POST", support+"/messages/"+id+"/move", map[string]any{"destinationId": "archive"}, nil)
+	e.do("POST", support+"/messages/"+id+"/move", map[string]any{"destinationId": "inbox"}, nil)
+	items, _, _ = e.deltaAll(link)
+	if len(items) != 1 || items[0]["id"] != id || items[0]["@removed"] != nil {
+		t.Fatalf("after a move out and back: %v", items)
+	}
+}

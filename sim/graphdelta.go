@@ -3,6 +3,7 @@ package sim
 import (
 	"encoding/json"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -148,6 +149,9 @@ func (g *GraphServer) deltaItems(f *folder, st deltaState, immut bool, limit int
 			id := c.itemID
 			if immut {
 				id = c.immutableID
+			}
+			if slices.ContainsFunc(f.msgs, func(m *Message) bool { return msgID(m, immut) == id }) {
+				continue // moved out and back in: its created entry stands
 			}
 			if add(2, c.seq, map[string]any{"id": id, "@removed": map[string]any{"reason": "deleted"}}) {
 				return out
