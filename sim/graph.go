@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -44,6 +45,9 @@ type GraphServer struct {
 	kinds       map[string]map[string]int  // per mailbox: requests by kind, batch items included
 	throttled   map[string][]ThrottleEvent // per mailbox
 
+	subs     map[string]*graphSub // change-notification subscriptions by id
+	notifyCA *x509.CertPool       // trusted for https notification URLs (nil: the system's)
+
 	admitted func() // test hook: called once a request is admitted, before its handler
 }
 
@@ -63,7 +67,7 @@ func newGraphServer(store *Store, dir *directory, tokens *TokenServer) *GraphSer
 		store: store, dir: dir, tokens: tokens,
 		throttle: map[string][]time.Duration{}, unavailable: map[string][]time.Duration{},
 		deltaGen: map[string]int{}, inFlight: map[string]int{}, maxInFlight: map[string]int{},
-		requests: map[string]int{}, kinds: map[string]map[string]int{}, throttled: map[string][]ThrottleEvent{},
+		requests: map[string]int{}, subs: map[string]*graphSub{}, kinds: map[string]map[string]int{}, throttled: map[string][]ThrottleEvent{},
 	}
 }
 
@@ -357,6 +361,8 @@ func (g *GraphServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		resp = errorResponse(gerr(400, "BadRequest", "Unable to read the request body."), r.Header.Get("client-request-id"))
 	case len(q.segs) == 1 && q.segs[0] == "$batch" && r.Method == http.MethodPost:
 		resp = g.batch(q)
+	case len(q.segs) >= 1 && len(q.segs) <= 2 && q.segs[0] == "subscriptions" && r.Method != http.MethodGet:
+		resp = g.subscriptions(q)
 	default:
 		resp = g.serve(q, false)
 	}

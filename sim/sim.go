@@ -120,7 +120,7 @@ func Start(ctx context.Context, seed *Seed, opts *Options) (*Sim, error) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	s.control(mux)
 	mux.Handle("POST /{path...}", s.ews)
-	for _, p := range []string{"GET /{path...}", "PATCH /{path...}", "DELETE /{path...}", "POST /users/{path...}", "POST /$batch"} {
+	for _, p := range []string{"GET /{path...}", "PATCH /{path...}", "DELETE /{path...}", "POST /users/{path...}", "POST /$batch", "POST /subscriptions"} {
 		method, path, _ := strings.Cut(p, " ")
 		mux.Handle(method+" "+graphPrefix+path, s.graph)
 	}
