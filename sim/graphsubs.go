@@ -232,3 +232,14 @@ func (g *GraphServer) Lifecycle(id, event string) error {
 	return g.post(target, map[string]any{"value": []any{map[string]any{"subscriptionId": sub.ID, "subscriptionExpirationDateTime": exp.Format(time.RFC3339),
 		"tenantId": sub.tenant, "clientState": sub.ClientState, "lifecycleEvent": event}}})
 }
+
+// stopSubs ends every subscription's watcher, when the simulator closes.
+func (g *GraphServer) stopSubs() {
+	g.mu.Lock()
+	subs := g.subs
+	g.subs = map[string]*graphSub{}
+	g.mu.Unlock()
+	for _, sub := range subs {
+		sub.stop()
+	}
+}

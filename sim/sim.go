@@ -2,12 +2,13 @@
 // users' own integration tests. On loopback it plays Entra ID's token
 // endpoint (client-credentials flow, JWT-shaped app-only tokens with aud,
 // tid, appid, oid and roles), Exchange Online's IMAP (implicit TLS, SASL
-// XOAUTH2 only) and Exchange Online's EWS, over one in-memory Store of
+// XOAUTH2 only), Exchange Online's EWS and Microsoft Graph's mail API
+// (under /v1.0, graph.go), over one in-memory Store of
 // mailboxes. It refuses what Exchange refuses, with Exchange's words, and
 // can inject the faults Exchange and Entra produce.
 //
 // Each protocol is its own server with its own faults: Tokens (token.go),
-// IMAP (imap.go) and EWS (ewsserver.go); Sim starts them over one Store
+// IMAP (imap.go), EWS (ewsserver.go) and Graph (graph.go); Sim starts them over one Store
 // and one CA.
 //
 // Start it from Go:
@@ -170,6 +171,9 @@ func (s *Sim) Close() {
 	}
 	if s.httpSrv != nil {
 		s.httpSrv.Close()
+	}
+	if s.graph != nil {
+		s.graph.stopSubs()
 	}
 }
 
