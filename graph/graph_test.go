@@ -319,3 +319,24 @@ func TestTooLargeKeepsHeader(t *testing.T) {
 		t.Fatalf("items = %+v", items)
 	}
 }
+
+// TestUnauthorizedRenewsToken: a 401 drops the refused token and the
+// request goes again with a new one.
+func TestUnauthorizedRenewsToken(t *testing.T) {
+	e := newEnv(t)
+	deliver(t, e, mbox, 1, 2)
+	tr := e.transport(writer, "s1")
+	src, err := tr.Open(context.Background(), source.Mailbox{Address: mbox, StartFrom: source.StartAll}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	before := e.sim.TokenRequests(writer)
+	e.sim.Graph().Unauthorized(1)
+	if items, _ := poll(t, src, nil); len(items) != 2 {
+		t.Fatalf("%d items after a 401, want 2", len(items))
+	}
+	if n := e.sim.TokenRequests(writer) - before; n != 1 {
+		t.Errorf("%d token requests after one 401, want 1", n)
+	}
+}

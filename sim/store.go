@@ -96,6 +96,10 @@ type Message struct {
 // modClock orders flag changes across the store, for Graph's delta query.
 var modClock atomic.Uint64
 
+// GraphID is the message's id over Graph (an ImmutableId): the server_id
+// of its Graph event.
+func (m *Message) GraphID() string { return m.immutableID }
+
 // Seen reports whether the \Seen flag is set.
 func (m *Message) Seen() bool { return slices.Contains(m.Flags, `\Seen`) }
 
