@@ -26,6 +26,7 @@ const (
 	DefaultCloud           = "public"
 	DefaultIMAPServer      = "outlook.office365.com:993"
 	DefaultEWSServer       = "https://outlook.office365.com/EWS/Exchange.asmx"
+	DefaultGraphServer     = "https://graph.microsoft.com/v1.0"
 )
 
 // FederatedTokenEnv is the environment variable (set by the Azure Workload

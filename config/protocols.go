@@ -19,6 +19,11 @@ var protocols = []protocol{
 			d.plainHTTP(a, p, p+".server", a.Server, "the bearer token")
 		}
 	}},
+	{name: "graph", defaultServer: DefaultGraphServer, checkServer: func(d *decoder, a *Account, p string) {
+		if d.httpURL(p+".server", a.Server, "write Microsoft Graph's base URL with its version, e.g. https://graph.microsoft.com/v1.0") {
+			d.plainHTTP(a, p, p+".server", a.Server, "the bearer token")
+		}
+	}},
 }
 
 // protocolNamed is the protocol called name, if there is one.

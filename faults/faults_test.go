@@ -107,6 +107,39 @@ func TestKillAndRestart(t *testing.T) {
 	e.noSecrets(logs.String())
 }
 
+// TestGraphKillAndRestart is TestKillAndRestart over Microsoft Graph
+// (delta links as checkpoints, mark read in $batch): 600 messages, three
+// SIGKILLs at random points, then `run --once`.
+func TestGraphKillAndRestart(t *testing.T) {
+	e := newEnv(t, "support@contoso.test", "billing@contoso.test")
+	e.protocol = "graph"
+	e.deliver(300)
+	cfgPath := filepath.Join(t.TempDir(), "config.yaml")
+	os.WriteFile(cfgPath, []byte(e.yaml("")), 0o600)
+	bin := buildBinary(t)
+	var logs logtest.Buffer
+	for kill := 1; kill <= 3; kill++ {
+		cmd := exec.Command(bin, "run", "-c", cfgPath)
+		cmd.Stdout, cmd.Stderr = &logs, &logs
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		target := e.streamCount() + 50 + rand.N(100)
+		wait.For(t, 90*time.Second, fmt.Sprintf("kill %d: stream reaches %d", kill, target), func() bool {
+			return e.streamCount() >= min(target, 600)
+		})
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+	}
+	cmd := exec.Command(bin, "run", "-c", cfgPath, "--once")
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("final run --once: %v\n%s", err, tail(logs.String()))
+	}
+	e.verify("Graph: SIGKILL x3 during 600 messages", true)
+	e.noSecrets(logs.String())
+}
+
 func tail(s string) string {
 	if len(s) > 3000 {
 		return s[len(s)-3000:]

@@ -118,10 +118,14 @@ type env struct {
 	js    jetstream.JetStream
 	boxes []string
 	uidv  map[string]uint32
+	// protocol is the accounts' protocol: "" (IMAP) or "graph"; set it
+	// before delivering.
+	protocol string
 
-	mu      sync.Mutex
-	actions []action
-	sent    map[string]bool // mailbox/server_id of every message delivered
+	mu       sync.Mutex
+	actions  []action
+	sent     map[string]bool   // mailbox/server_id of every message delivered
+	graphIDs map[string]string // Graph id by mailbox/UID
 }
 
 type action struct {
@@ -134,7 +138,7 @@ func newEnv(t *testing.T, boxes ...string) *env {
 	seed := &sim.Seed{
 		Tenants: []sim.Tenant{{ID: tenant, Domain: "contoso.test"}},
 		Apps: []sim.App{
-			{Tenant: tenant, ClientID: appA, Secret: secret, Roles: []string{"IMAP.AccessAsApp"}, Mailboxes: []string{"*"}},
+			{Tenant: tenant, ClientID: appA, Secret: secret, Roles: []string{"IMAP.AccessAsApp"}, GraphRoles: []string{"Mail.ReadWrite"}, Mailboxes: []string{"*"}},
 			{Tenant: tenant, ClientID: appB, Secret: secret, Roles: []string{"IMAP.AccessAsApp"}, Mailboxes: []string{"*"}},
 		},
 	}
@@ -148,14 +152,16 @@ func newEnv(t *testing.T, boxes ...string) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Close)
-	e := &env{t: t, sim: s, nats: startNATS(t), boxes: boxes, uidv: map[string]uint32{}, sent: map[string]bool{}}
+	e := &env{t: t, sim: s, nats: startNATS(t), boxes: boxes, uidv: map[string]uint32{}, sent: map[string]bool{}, graphIDs: map[string]string{}}
 	for _, b := range boxes {
 		fi, _ := s.Store().Folder(b, "INBOX")
 		e.uidv[b] = fi.UIDValidity
 	}
 	e.connect()
 	s.Store().OnAction(func(address, folder string, uid uint32, _ string) {
-		key := fmt.Sprintf("%s/%d:%d", address, e.uidv[address], uid)
+		e.mu.Lock()
+		key := e.key(address, uid)
+		e.mu.Unlock()
 		// Ask the stream how far it is. While NATS is away keep asking (the
 		// acting mailbox waits, so its own publish cannot slip in between):
 		// an action before its PubAck shows as lastSeq < the event's seq.
@@ -211,7 +217,8 @@ func (e *env) deliverPoison(box string, n, poison int) uint32 {
 			continue
 		}
 		e.mu.Lock()
-		e.sent[fmt.Sprintf("%s/%d:%d", box, e.uidv[box], m.UID)] = true
+		e.graphIDs[fmt.Sprintf("%s/%d", box, m.UID)] = m.GraphID()
+		e.sent[e.key(box, m.UID)] = true
 		e.mu.Unlock()
 	}
 	return uid
@@ -227,8 +234,21 @@ func (e *env) config(extra string) *config.Config {
 	return cfg
 }
 
+// key names a message as its events do (mailbox/server_id): UIDVALIDITY
+// and UID over IMAP, the Graph id over Graph. e.mu must be held.
+func (e *env) key(box string, uid uint32) string {
+	if e.protocol == "graph" {
+		return box + "/" + e.graphIDs[fmt.Sprintf("%s/%d", box, uid)]
+	}
+	return fmt.Sprintf("%s/%d:%d", box, e.uidv[box], uid)
+}
+
 func (e *env) yaml(extra string) string {
 	ep := e.sim.Endpoints()
+	server, protocol := ep.IMAP, "imap"
+	if e.protocol == "graph" {
+		server, protocol = ep.Graph, "graph"
+	}
 	var users []string
 	for _, b := range e.boxes[1:] {
 		users = append(users, b)
@@ -239,6 +259,7 @@ log: {level: debug}
 defaults: {poll_interval: 1s, start_from: all}
 accounts:
   - name: support
+    protocol: %s
     tenant_id: %s
     client_id: %s
     client_secret: %s
@@ -247,7 +268,7 @@ accounts:
     tls: {ca_file: %s}
     mailbox: %s
     additional_users: [%s]
-%s`, e.nats.url(), tenant, appA, secret, ep.Authority, ep.IMAP, ep.CAFile, e.boxes[0], strings.Join(users, ", "), extra)
+%s`, e.nats.url(), protocol, tenant, appA, secret, ep.Authority, server, ep.CAFile, e.boxes[0], strings.Join(users, ", "), extra)
 }
 
 // streamCount is the number of events stored (dead letters excluded).

@@ -47,7 +47,7 @@ func newSimEnv(t *testing.T, roles ...string) *simEnv {
 	seed := &sim.Seed{
 		Tenants: []sim.Tenant{{ID: testTenant, Domain: "contoso.test"}},
 		Apps: []sim.App{{Tenant: testTenant, ClientID: testClient, Secret: testSecret, Roles: roles,
-			Mailboxes: []string{"*"}}},
+			GraphRoles: []string{"Mail.ReadWrite"}, Mailboxes: []string{"*"}}},
 	}
 	for _, b := range boxes {
 		seed.Mailboxes = append(seed.Mailboxes, sim.MailboxSeed{Address: b, Folders: []string{"Processed"}})
@@ -66,8 +66,11 @@ func newSimEnv(t *testing.T, roles ...string) *simEnv {
 func (e *simEnv) config(t *testing.T, protocol, extra string) *config.Config {
 	t.Helper()
 	server := e.ep.IMAP
-	if protocol == "ews" {
+	switch protocol {
+	case "ews":
 		server = e.ep.EWS
+	case "graph":
+		server = e.ep.Graph
 	}
 	t.Setenv("TEST_CLIENT_SECRET", testSecret)
 	y := fmt.Sprintf(`nats: {url: "nats://127.0.0.1:1"}

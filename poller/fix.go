@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 
@@ -104,8 +105,12 @@ func MissingRole(claims auth.Claims, role string) string {
 // permission is missing or admin consent was not granted. Until it is,
 // mailbox permissions cannot be checked.
 func ConsentFix(clientID, role string) string {
-	return fmt.Sprintf("in Entra ID, open the app registration %s → API permissions → Add a permission → APIs my organization uses → "+
-		"Office 365 Exchange Online → Application permissions → %s, then \"Grant admin consent\"; new grants can take a few minutes", clientID, role)
+	api := "APIs my organization uses → Office 365 Exchange Online"
+	if strings.HasPrefix(role, "Mail.") {
+		api = "Microsoft Graph"
+	}
+	return fmt.Sprintf("in Entra ID, open the app registration %s → API permissions → Add a permission → %s → "+
+		"Application permissions → %s, then \"Grant admin consent\"; new grants can take a few minutes", clientID, api, role)
 }
 
 // untrusted reports whether err is a failed certificate check.

@@ -19,6 +19,7 @@ import (
 	"github.com/mailpoller/mailpoller/auth"
 	"github.com/mailpoller/mailpoller/config"
 	"github.com/mailpoller/mailpoller/ews"
+	"github.com/mailpoller/mailpoller/graph"
 	"github.com/mailpoller/mailpoller/imap"
 	"github.com/mailpoller/mailpoller/source"
 )
@@ -34,6 +35,8 @@ func newTransport(a *config.Account, hc *http.Client, tc *tls.Config, tokens sou
 		return &imap.Transport{Addr: a.Server, TLSConfig: tc, Tokens: tokens}, nil
 	case "ews":
 		return ews.NewTransport(ews.Options{URL: a.Server, AllowHTTP: a.InsecureHTTP, HTTPClient: hc, Logger: log}, tokens), nil
+	case "graph":
+		return graph.NewTransport(graph.Options{URL: a.Server, AllowHTTP: a.InsecureHTTP, HTTPClient: hc, Logger: log}, tokens), nil
 	}
 	return nil, source.Permanent(fmt.Errorf("account %s: unknown protocol %q", a.Name, a.Protocol))
 }
