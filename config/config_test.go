@@ -117,6 +117,9 @@ func TestDefaults(t *testing.T) {
 	if a.Protocol != "imap" || a.Cloud != "public" || a.Server != "outlook.office365.com:993" {
 		t.Errorf("account defaults: protocol %q cloud %q server %q", a.Protocol, a.Cloud, a.Server)
 	}
+	if g := mustParse(t, base("    protocol: graph"), nil).Accounts[0]; g.Protocol != "graph" || g.Server != "https://graph.microsoft.com/v1.0" {
+		t.Errorf("graph account default server %q", g.Server)
+	}
 	want := Mailbox{Account: &c.Accounts[0], Mailbox: source.Mailbox{Address: "support@contoso.com", PollInterval: time.Minute, Folder: "INBOX",
 		StartFrom: "unread", AfterRead: "mark_read", MaxMessageBytes: 50 << 20, StoreRaw: "always"}}
 	if got := c.Mailboxes(); len(got) != 1 || got[0] != want {
