@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -31,6 +32,7 @@ type EWSServer struct {
 	mu     sync.Mutex
 	faults ewsFaults
 	subs   map[string]subscription // streaming subscriptions by id
+	reqs   map[string]int          // requests by operation name
 }
 
 // ewsFaults are the faults injected per mailbox (lower-case address) or
@@ -44,9 +46,20 @@ type ewsFaults struct {
 
 func newEWSServer(store *Store, dir *directory, tokens *TokenServer) *EWSServer {
 	return &EWSServer{
-		store: store, dir: dir, tokens: tokens, subs: map[string]subscription{},
+		store: store, dir: dir, tokens: tokens, subs: map[string]subscription{}, reqs: map[string]int{},
 		faults: ewsFaults{busy: map[string]int{}, busyMs: map[string]int{}, status: map[string]int{}, blocked: map[string]bool{}},
 	}
+}
+
+// Requests returns a copy of the count of requests by EWS operation name
+// (the SOAP body's operation element, e.g. SyncFolderItems, GetItem,
+// UpdateItem), counting those that passed authentication and
+// impersonation checks and reached an operation, faults injected by Busy
+// and Unavailable included. It is safe for concurrent use.
+func (s *EWSServer) Requests() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.reqs)
 }
 
 // Unavailable makes the next n requests for mailbox answer HTTP 503, as
@@ -152,6 +165,9 @@ func (s *EWSServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeFault(w, "ErrorImpersonateUserDenied", "The account does not have permission to impersonate the requested user.", 0)
 		return
 	}
+	s.mu.Lock()
+	s.reqs[env.child("Body").kids[0].name]++
+	s.mu.Unlock()
 	unavailable, busy, backoff := s.takeFault(mailbox)
 	if unavailable {
 		http.Error(w, "Service Unavailable", http.StatusServiceUnavailable)
