@@ -119,3 +119,12 @@ func TestRunFixForMissingRole(t *testing.T) {
 		})
 	}
 }
+
+func TestConsentFixNamesTheAPI(t *testing.T) {
+	if fix := ConsentFix(testClient, "Mail.ReadWrite"); !strings.Contains(fix, "→ Microsoft Graph →") || strings.Contains(fix, "Exchange Online") || !strings.Contains(fix, "Mail.ReadWrite") {
+		t.Errorf("Graph role: %s", fix)
+	}
+	if fix := ConsentFix(testClient, "full_access_as_app"); !strings.Contains(fix, "Office 365 Exchange Online") || strings.Contains(fix, "Microsoft Graph") {
+		t.Errorf("EWS role: %s", fix)
+	}
+}
