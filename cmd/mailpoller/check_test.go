@@ -25,7 +25,7 @@ func startCheckSim(t *testing.T) *sim.Sim {
 	seed := &sim.Seed{
 		Tenants: []sim.Tenant{{ID: ckTenant, Domain: "contoso.test"}},
 		Apps: []sim.App{
-			{Tenant: ckTenant, ClientID: ckGood, Secret: "good-secret-value", Roles: []string{"IMAP.AccessAsApp", "full_access_as_app"}, Mailboxes: []string{"*"}},
+			{Tenant: ckTenant, ClientID: ckGood, Secret: "good-secret-value", Roles: []string{"IMAP.AccessAsApp", "full_access_as_app"}, GraphRoles: []string{"Mail.ReadWrite"}, Mailboxes: []string{"*"}},
 			{Tenant: ckTenant, ClientID: ckNoRoles, Secret: "good-secret-value"},
 			{Tenant: ckTenant, ClientID: ckNoGrant, Secret: "good-secret-value", Roles: []string{"IMAP.AccessAsApp"}, Mailboxes: []string{"support@contoso.test"}},
 		},
@@ -230,5 +230,32 @@ accounts:
 	}
 	if o := out.String(); strings.Contains(o, "no roles claim") || !strings.Contains(o, "lack full_access_as_app") {
 		t.Errorf("EWS check without full_access_as_app:\n%s", o)
+	}
+}
+
+// TestCheckGraph: a Graph account with Mail.ReadWrite passes and shows
+// the counts; an app without Graph permissions gets the consent fix that
+// names Microsoft Graph.
+func TestCheckGraph(t *testing.T) {
+	s := startCheckSim(t)
+	ep := s.Endpoints()
+	check := func(clientID string) (int, string) {
+		cfg := fmt.Sprintf(`nats: {embedded: {listen: "127.0.0.1:0", store_dir: %q}}
+accounts:
+  - {name: sales, protocol: graph, tenant_id: %s, client_id: %s, client_secret: good-secret-value, authority: %s, server: %s, tls: {ca_file: %s}, mailbox: support@contoso.test}
+`, t.TempDir(), ckTenant, clientID, ep.Authority, ep.Graph, ep.CAFile)
+		path := filepath.Join(t.TempDir(), "graph.yaml")
+		os.WriteFile(path, []byte(cfg), 0o600)
+		var out bytes.Buffer
+		code := dispatch([]string{"check", "-c", path}, &out, &out)
+		return code, out.String()
+	}
+	if code, out := check(ckGood); code != 0 || !strings.Contains(out, "Mail.ReadWrite") || !strings.Contains(out, "2 messages, 2 unread") {
+		t.Errorf("healthy Graph account: exit %d\n%s", code, out)
+	}
+	code, out := check(ckNoGrant)
+	flat := strings.Join(strings.Fields(out), " ")
+	if code != 1 || !strings.Contains(flat, "Microsoft Graph") || !strings.Contains(flat, "Mail.ReadWrite") || strings.Contains(flat, "Office 365 Exchange Online →") {
+		t.Errorf("Graph account without Graph permissions: exit %d\n%s", code, out)
 	}
 }
