@@ -243,9 +243,11 @@ func (s *Source) fetchInto(got map[uint32]body, uids []uint32, section *goimap.F
 					}
 					lb, err := readLiteral(item.Literal, s.limit())
 					if err != nil {
-						if cerr := cmd.Close(); cerr != nil {
-							return cerr
-						}
+						// The literal is half read: the connection is of no
+						// further use. Closing it (not cmd.Close, which would
+						// drain the literal here while go-imap's reader
+						// goroutine goes on reading: a data race) ends both.
+						s.c.Close()
 						return fmt.Errorf("read literal: %w", err)
 					}
 					b = &lb
