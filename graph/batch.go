@@ -146,10 +146,7 @@ func (s *Source) batch(ctx context.Context, todo map[string]batchRequest, what s
 		if round >= batchRetries || wait > retryMaxWait {
 			return last
 		}
-		s.c.backOff(b, wait)
-		if err := s.c.wait(ctx, b, 0); err != nil {
-			return err
-		}
+		s.c.backOff(b, wait) // the next round's hold waits it out
 	}
 	return nil
 }

@@ -128,14 +128,8 @@ func (c *Client) hold(ctx context.Context, b *box) (release func(), err error) {
 	c.mu.Lock()
 	until := b.until
 	c.mu.Unlock()
-	if d := time.Until(until); d > 0 {
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, ctx.Err()
-		case <-t.C:
-		}
+	if err := sleep(ctx, time.Until(until)); err != nil {
+		return nil, err
 	}
 	select {
 	case b.sem <- struct{}{}:
@@ -205,7 +199,9 @@ func (c *Client) do(ctx context.Context, r request) (*http.Response, error) {
 			if ctx.Err() != nil || attempt >= retries {
 				return nil, fmt.Errorf("graph %s %s: %w", r.op, r.mailbox, err)
 			}
-			c.wait(ctx, b, backoff(attempt))
+			if err := sleep(ctx, backoff(attempt)); err != nil {
+				return nil, err
+			}
 			continue
 		}
 		if resp.StatusCode/100 == 2 {
@@ -224,10 +220,8 @@ func (c *Client) do(ctx context.Context, r request) (*http.Response, error) {
 			}
 			c.backOff(b, d)
 			if d <= retryMaxWait {
+				// The next attempt's hold waits out the back-off.
 				c.log.Debug("graph throttled or unavailable, retrying", "mailbox", r.mailbox, "status", e.Status, "code", e.Code, "retry_in", d)
-				if err := c.wait(ctx, b, 0); err != nil {
-					return nil, err
-				}
 				continue
 			}
 		}
@@ -235,13 +229,8 @@ func (c *Client) do(ctx context.Context, r request) (*http.Response, error) {
 	}
 }
 
-// wait sleeps d, then until b's back-off has passed.
-func (c *Client) wait(ctx context.Context, b *box, d time.Duration) error {
-	c.mu.Lock()
-	if u := time.Until(b.until); u > d {
-		d = u
-	}
-	c.mu.Unlock()
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

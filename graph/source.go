@@ -107,7 +107,7 @@ func (s *Source) folderID(ctx context.Context, path string) (string, error) {
 
 // first is the state of a first round through the folder.
 func (s *Source) first(mode source.StartFrom) state {
-	return state{Link: userPath(s.mb.Address) + "/mailFolders/" + url.PathEscape(s.folder.ID) +
+	return state{Link: s.c.base + userPath(s.mb.Address) + "/mailFolders/" + url.PathEscape(s.folder.ID) +
 		"/messages/delta?changeType=created&$select=id,isRead,receivedDateTime", Initial: true, Mode: mode}
 }
 
@@ -150,7 +150,7 @@ func (s *Source) Poll(ctx context.Context, raw []byte, handle func(context.Conte
 	}
 	resynced := false
 	for pages := 1; ; pages++ {
-		link, err := s.c.link(s.absolute(st.Link))
+		link, err := s.c.link(st.Link)
 		if err != nil {
 			return source.Permanent(err)
 		}
@@ -193,14 +193,6 @@ func resyncMode(m source.StartFrom) source.StartFrom {
 		return source.StartUnread
 	}
 	return m
-}
-
-// absolute makes a path below the base absolute (the first link).
-func (s *Source) absolute(link string) string {
-	if len(link) > 0 && link[0] == '/' {
-		return s.c.base + link
-	}
-	return link
 }
 
 // page hands over the new messages of one delta page.
