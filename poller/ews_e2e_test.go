@@ -49,21 +49,28 @@ func TestEWSEndToEnd(t *testing.T) {
 		if ev.Data.Protocol != "ews" {
 			t.Errorf("protocol %q", ev.Data.Protocol)
 		}
-		im, ok := imapEvents[ev.Data.Raw.Key]
-		if !ok {
-			t.Fatalf("no IMAP event for the message of %s", ev.ID)
-		}
-		a, b := ev.Data, im.Data
-		a.Protocol, a.ServerID, b.Protocol, b.ServerID = "", "", "", ""
-		ja, _ := json.Marshal(a)
-		jb, _ := json.Marshal(b)
-		if string(ja) != string(jb) {
-			t.Errorf("EWS and IMAP data differ for %s:\n%s\n%s", ev.Data.Subject, ja, jb)
-		}
+		sameAsIMAP(t, ev, imapEvents)
 	}
 	env.assertRead(t)
 	rerunIdle(t, cfg, nc, debugLogger(&logs), len(byItemID))
 	assertNoSecrets(t, logs.String(), env)
+}
+
+// sameAsIMAP fails unless ev's data equals that of the IMAP event of the
+// same message (by raw blob key) but for protocol and server_id.
+func sameAsIMAP(t *testing.T, ev publish.Event, imapEvents map[string]publish.Event) {
+	t.Helper()
+	im, ok := imapEvents[ev.Data.Raw.Key]
+	if !ok {
+		t.Fatalf("no IMAP event for the message of %s", ev.ID)
+	}
+	a, b := ev.Data, im.Data
+	a.Protocol, a.ServerID, b.Protocol, b.ServerID = "", "", "", ""
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	if string(ja) != string(jb) {
+		t.Errorf("%s and IMAP data differ for %s:\n%s\n%s", ev.Data.Protocol, ev.Data.Subject, ja, jb)
+	}
 }
 
 // TestPush: with a 60 s poll interval, new mail becomes an event within

@@ -1,7 +1,6 @@
 package poller
 
 import (
-	"encoding/json"
 	"testing"
 	"time"
 
@@ -46,17 +45,7 @@ func TestGraphEndToEnd(t *testing.T) {
 		if ev.Data.Protocol != "graph" {
 			t.Errorf("protocol %q", ev.Data.Protocol)
 		}
-		im, ok := imapEvents[ev.Data.Raw.Key]
-		if !ok {
-			t.Fatalf("no IMAP event for the message of %s", ev.ID)
-		}
-		a, b := ev.Data, im.Data
-		a.Protocol, a.ServerID, b.Protocol, b.ServerID = "", "", "", ""
-		ja, _ := json.Marshal(a)
-		jb, _ := json.Marshal(b)
-		if string(ja) != string(jb) {
-			t.Errorf("Graph and IMAP data differ for %s:\n%s\n%s", ev.Data.Subject, ja, jb)
-		}
+		sameAsIMAP(t, ev, imapEvents)
 	}
 	env.assertRead(t)
 	for _, box := range env.boxes[:2] {
