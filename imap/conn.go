@@ -1,6 +1,7 @@
 package imap
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -248,9 +249,9 @@ func (c *conn) scan(b []byte) error {
 			b = b[k:]
 			continue
 		}
-		i := 0
-		for i < len(b) && b[i] != '\n' {
-			i++
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			i = len(b)
 		}
 		c.line += int64(i)
 		c.keep(b[:i])
