@@ -27,12 +27,35 @@ func (a *Account) AuthorityURL() string {
 	return cloudAuthorities["public"]
 }
 
+// Authentication methods of the auth key.
+const (
+	AuthOAuth    = "oauth"    // app-only OAuth 2.0 tokens from Entra ID (every protocol; the default)
+	AuthPassword = "password" // IMAP LOGIN or AUTHENTICATE PLAIN
+	AuthNTLM     = "ntlm"     // EWS with NTLM (on-premises Exchange)
+	AuthBasic    = "basic"    // EWS with HTTP Basic (on-premises Exchange)
+)
+
+// OAuth reports whether a gets app-only tokens from Entra ID (auth: oauth,
+// the default) rather than logging in with a username and password.
+func (a *Account) OAuth() bool { return a.Auth == "" || a.Auth == AuthOAuth }
+
+// Login is the username a logs in with when it does not use OAuth: the
+// username key, or the account's mailbox when that is left out.
+func (a *Account) Login() string {
+	if a.Username != "" {
+		return a.Username
+	}
+	return a.Mailbox
+}
+
 // CredentialKind names the credential a uses: "client_secret",
 // "certificate", "federated_token_file", or "" when none is set. After Load,
 // a secret from client_secret_file is in ClientSecret and counts as
 // "client_secret".
 func (a *Account) CredentialKind() string {
 	switch {
+	case !a.OAuth():
+		return a.Auth
 	case a.ClientSecret != "" || a.ClientSecretFile != "":
 		return "client_secret"
 	case a.Certificate != nil:
@@ -59,6 +82,7 @@ func (a Account) LogValue() slog.Value {
 	attrs := []slog.Attr{
 		slog.String("name", a.Name),
 		slog.String("protocol", a.Protocol),
+		slog.String("auth", a.Auth),
 		slog.String("tenant_id", a.TenantID),
 		slog.String("client_id", a.ClientID),
 		slog.String("credential", a.CredentialKind()),
@@ -69,6 +93,12 @@ func (a Account) LogValue() slog.Value {
 	}
 	if a.ClientSecretFile != "" {
 		attrs = append(attrs, slog.String("client_secret_file", a.ClientSecretFile))
+	}
+	if !a.OAuth() {
+		attrs = append(attrs, slog.String("username", a.Login()))
+	}
+	if a.PasswordFile != "" {
+		attrs = append(attrs, slog.String("password_file", a.PasswordFile))
 	}
 	return slog.GroupValue(attrs...)
 }

@@ -23,6 +23,7 @@ import (
 type Config struct {
 	NATS     NATS      `yaml:"nats"`
 	HTTP     HTTP      `yaml:"http"`
+	Graph    Graph     `yaml:"graph"`
 	Log      Log       `yaml:"log"`
 	Defaults Options   `yaml:"defaults"`
 	Accounts []Account `yaml:"accounts"`
@@ -77,6 +78,18 @@ type HTTP struct {
 	Listen string `yaml:"listen"` // default 127.0.0.1:9464 when the key is absent; an explicit "" disables
 }
 
+// Graph configures what the Microsoft Graph transport shares across
+// accounts: change notifications.
+type Graph struct {
+	// NotificationsURL is the public https URL at which Microsoft Graph
+	// reaches this process's http.listen path /graph/notifications (through
+	// a reverse proxy or ingress). When set, every Graph mailbox subscribes
+	// to new mail in its folder and a notification starts its delta sync at
+	// once; the poll at poll_interval stays as the safety net. Empty: poll
+	// only.
+	NotificationsURL string `yaml:"notifications_url"`
+}
+
 // Log configures log/slog output.
 type Log struct {
 	Level  string `yaml:"level"`  // debug | info | warn | error; default info
@@ -111,7 +124,14 @@ type Options struct {
 // Account is one Entra ID app registration and the mailboxes it reads.
 type Account struct {
 	Name               string       `yaml:"name"`
-	Protocol           string       `yaml:"protocol"` // imap | ews; default imap
+	Protocol           string       `yaml:"protocol"`               // imap | ews | graph; default imap
+	Auth               string       `yaml:"auth"`                   // oauth (all) | password (imap) | ntlm, basic (ews); default oauth
+	Username           string       `yaml:"username"`               // password, ntlm, basic: the login (ntlm: user@domain or DOMAIN\user); default the mailbox
+	Password           string       `yaml:"password" secret:"true"` // password, ntlm, basic; Load fills it from PasswordFile
+	PasswordFile       string       `yaml:"password_file"`
+	StartTLS           bool         `yaml:"starttls"` // imap: connect in the clear and upgrade with STARTTLS (port 143); refused when not offered
+	Access             string       `yaml:"access"`   // ews: impersonation | delegate; default impersonation
+	Resource           string       `yaml:"resource"` // ews with oauth: the resource of the token (hybrid: the on-premises EWS URL's origin); default Exchange Online
 	TenantID           string       `yaml:"tenant_id"`
 	ClientID           string       `yaml:"client_id"`
 	ClientSecret       string       `yaml:"client_secret" secret:"true"` // Load fills it from ClientSecretFile

@@ -29,6 +29,12 @@ const (
 	DefaultGraphServer     = "https://graph.microsoft.com/v1.0"
 )
 
+// Values of an EWS account's access key.
+const (
+	AccessImpersonation = "impersonation" // ExchangeImpersonation of each mailbox (ApplicationImpersonation role)
+	AccessDelegate      = "delegate"      // the login opens each mailbox it has FullAccess to
+)
+
 // FederatedTokenEnv is the environment variable (set by the Azure Workload
 // Identity webhook) whose value becomes an account's federated_token_file when
 // the account names no credential at all.
@@ -66,10 +72,14 @@ func (d *decoder) applyDefaults(c *Config) {
 		a := &c.Accounts[i]
 		setDefault(&a.Protocol, DefaultProtocol)
 		setDefault(&a.Cloud, DefaultCloud)
-		if pr, ok := protocolNamed(a.Protocol); ok {
+		setDefault(&a.Auth, AuthOAuth)
+		if pr, ok := protocolNamed(a.Protocol); ok && a.OAuth() {
 			setDefault(&a.Server, pr.defaultServer)
 		}
-		if a.ClientSecret == "" && a.ClientSecretFile == "" && a.Certificate == nil && a.FederatedTokenFile == "" {
+		if a.Protocol == "ews" {
+			setDefault(&a.Access, AccessImpersonation)
+		}
+		if a.OAuth() && a.ClientSecret == "" && a.ClientSecretFile == "" && a.Certificate == nil && a.FederatedTokenFile == "" {
 			if f, ok := d.lookup(FederatedTokenEnv); ok && f != "" {
 				a.FederatedTokenFile = f
 			}

@@ -11,7 +11,7 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-var exampleEnv = map[string]string{"SUPPORT_CLIENT_SECRET": "example-secret"}
+var exampleEnv = map[string]string{"SUPPORT_CLIENT_SECRET": "example-secret", "ONPREM_PASSWORD": "example-password", "LISTS_PASSWORD": "example-password-2"}
 
 func demoEnv() map[string]string {
 	return map[string]string{
@@ -37,11 +37,11 @@ func TestExampleLoads(t *testing.T) {
 		t.Errorf("first line = %q", first)
 	}
 	c := mustParse(t, data, exampleEnv)
-	if len(c.Accounts) != 2 || c.Accounts[0].ClientSecret != "example-secret" {
+	if len(c.Accounts) != 4 || c.Accounts[0].ClientSecret != "example-secret" {
 		t.Fatalf("accounts = %d, secret from env: %v", len(c.Accounts), c.Accounts[0].ClientSecret == "example-secret")
 	}
-	if got := len(c.Mailboxes()); got != 4 {
-		t.Errorf("len(Mailboxes()) = %d, want 4", got)
+	if got := len(c.Mailboxes()); got != 6 {
+		t.Errorf("len(Mailboxes()) = %d, want 6", got)
 	}
 	// The example documents the defaults: loading it must give what leaving
 	// every key out gives.
@@ -135,6 +135,8 @@ func TestExampleHasEveryKey(t *testing.T) {
 		"accounts[].certificate.cert_file": true,
 		"accounts[].certificate.key_file":  true,
 		"accounts[].authority":             true,
+		"accounts[].resource":              true,
+		"accounts[].password_file":         true,
 	}
 	data := readFile(t, "../configs/example.yaml")
 	var doc yaml.Node

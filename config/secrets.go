@@ -8,16 +8,19 @@ import (
 	"strings"
 )
 
-// readSecrets moves the contents of client_secret_file, nats.password_file and
-// nats.token_file into ClientSecret, NATS.Password and NATS.Token.
+// readSecrets moves the contents of client_secret_file, an account's
+// password_file, nats.password_file and nats.token_file into ClientSecret,
+// Password, NATS.Password and NATS.Token.
 func (d *decoder) readSecrets(c *Config) {
 	for i := range c.Accounts {
 		a := &c.Accounts[i]
-		if a.ClientSecretFile == "" {
-			continue
+		if a.ClientSecretFile != "" {
+			d.secretFromFile(&a.ClientSecret, a.ClientSecretFile, accountPath(i)+".client_secret",
+				"write the secret's Value (Entra admin center > App registrations > your app > Certificates & secrets) into that file")
 		}
-		d.secretFromFile(&a.ClientSecret, a.ClientSecretFile, accountPath(i)+".client_secret",
-			"write the secret's Value (Entra admin center > App registrations > your app > Certificates & secrets) into that file")
+		if a.PasswordFile != "" {
+			d.secretFromFile(&a.Password, a.PasswordFile, accountPath(i)+".password", "write the login's password into that file")
+		}
 	}
 	n := &c.NATS
 	if n.PasswordFile != "" {

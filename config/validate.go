@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/mailpoller/mailpoller/internal/httpsafe"
+
 	"github.com/mailpoller/mailpoller/source"
 )
 
@@ -86,6 +88,9 @@ func (d *decoder) validate(c *Config) {
 	d.validateNATS(&c.NATS)
 	if c.HTTP.Listen != "" {
 		d.hostPort("http.listen", c.HTTP.Listen, `write host:port such as "127.0.0.1:9464" (":0" picks a free port), or "" to turn the endpoint off`, false)
+	}
+	if u := c.Graph.NotificationsURL; u != "" {
+		d.notificationsURL(u, c.HTTP.Listen)
 	}
 	d.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	d.oneOf("log.format", c.Log.Format, "text", "json")
@@ -237,5 +242,22 @@ func (d *decoder) validateOptions(o Options, p string) {
 	}
 	if o.MaxMessageBytes != nil && *o.MaxMessageBytes <= 0 {
 		d.at(p+".max_message_bytes", "must be more than 0", `write a size such as "50MiB"`)
+	}
+}
+
+// notificationsURL checks graph.notifications_url: Microsoft Graph posts
+// only to https, and the notifications are served on http.listen, which
+// must be on.
+func (d *decoder) notificationsURL(v, listen string) {
+	const key = "graph.notifications_url"
+	const fix = "write the public https URL your reverse proxy forwards to http://<http.listen>/graph/notifications, e.g. https://mailpoller.contoso.com/graph/notifications"
+	if !d.httpURL(key, v, fix) {
+		return
+	}
+	if u, _ := url.Parse(v); u.Scheme != "https" && !httpsafe.IsLoopback(u.Hostname()) {
+		d.at(key, "Microsoft Graph sends notifications only to https", fix)
+	}
+	if listen == "" {
+		d.at(key, "needs the http endpoint, which http.listen turns off", "set http.listen (e.g. 127.0.0.1:9464) and forward the public URL to its /graph/notifications path")
 	}
 }

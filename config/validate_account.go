@@ -20,6 +20,40 @@ func (d *decoder) validateAccount(a *Account, p string) {
 		d.at(p+".name", `"deadletter" is reserved`, "choose another name; <subject_prefix>.deadletter.> carries the dead letters of every account")
 	}
 	d.oneOf(p+".protocol", a.Protocol, protocolNames()...)
+	pr, known := protocolNamed(a.Protocol)
+	if known {
+		d.oneOf(p+".auth", a.Auth, pr.auths...)
+	}
+	d.validateLogin(a, p)
+	if a.OAuth() {
+		d.validateApp(a, p)
+	}
+	if known && (a.OAuth() || a.Server != "") {
+		pr.checkServer(d, a, p)
+	}
+	if a.TLS.CAFile != "" {
+		d.caFile(p+".tls.ca_file", a.TLS.CAFile)
+	}
+	switch {
+	case a.Mailbox == "":
+		d.at(p+".mailbox", "missing", fixAddress+"; the app needs access to it (Add-MailboxPermission or an Exchange RBAC role assignment)")
+	default:
+		d.address(p+".mailbox", a.Mailbox)
+	}
+	d.validateOptions(a.Options, p)
+	for j, r := range a.AdditionalUsers {
+		rp := p + ".additional_users[" + strconv.Itoa(j) + "]"
+		if r.Address == "" {
+			d.at(rp+".address", "missing", fixAddress)
+		} else {
+			d.address(refKey(d, rp), r.Address)
+		}
+		d.validateOptions(r.Options, rp)
+	}
+}
+
+// validateApp checks the keys of an app registration (auth: oauth).
+func (d *decoder) validateApp(a *Account, p string) {
 	switch {
 	case a.TenantID == "":
 		d.at(p+".tenant_id", "missing", fixTenant)
@@ -41,27 +75,58 @@ func (d *decoder) validateAccount(a *Account, p string) {
 	} else {
 		d.oneOf(p+".cloud", a.Cloud, "public", "usgov", "china")
 	}
-	if pr, ok := protocolNamed(a.Protocol); ok {
-		pr.checkServer(d, a, p)
+}
+
+// validateLogin checks the keys that belong to one auth or protocol only:
+// a password login needs its password and server and has no app
+// registration; starttls is IMAP's, access EWS's, resource EWS OAuth's.
+func (d *decoder) validateLogin(a *Account, p string) {
+	set := func(keys map[string]bool) {
+		for _, k := range []string{"username", "password", "password_file", "tenant_id", "client_id", "client_secret",
+			"client_secret_file", "certificate", "authority", "resource"} {
+			if keys[k] {
+				if a.OAuth() && (k == "username" || k == "password" || k == "password_file") {
+					d.at(p+"."+k, "is used only with auth: password (imap) or ntlm or basic (ews)",
+						"remove it, or set auth to the way this account logs in")
+				} else if !a.OAuth() && k != "username" && k != "password" && k != "password_file" {
+					d.at(p+"."+k, "is not used with auth: "+a.Auth+", which logs in with username and password",
+						"remove it, or set auth: oauth to use the app registration")
+				}
+			}
+		}
 	}
-	if a.TLS.CAFile != "" {
-		d.caFile(p+".tls.ca_file", a.TLS.CAFile)
+	set(map[string]bool{"username": a.Username != "", "password": a.Password != "" && d.has(p+".password"), "password_file": a.PasswordFile != "",
+		"tenant_id": a.TenantID != "", "client_id": a.ClientID != "", "client_secret": a.ClientSecret != "" && d.has(p+".client_secret"),
+		"client_secret_file": a.ClientSecretFile != "", "certificate": a.Certificate != nil, "authority": a.Authority != "",
+		"resource": a.Resource != "" && !a.OAuth()})
+	if !a.OAuth() {
+		switch {
+		case a.Password == "" && d.has(p+".password"):
+			d.at(p+".password", "empty", "the value (or the environment variable it names) must not be empty")
+		case a.Password == "" && a.PasswordFile == "":
+			d.at(p, "auth: "+a.Auth+" needs a password", "set password: ${MAIL_PASSWORD} (from the environment) or password_file: /run/secrets/mail-password")
+		}
+		if a.Server == "" {
+			d.at(p, "auth: "+a.Auth+" needs the server key", "write your server: host:port for imap (e.g. mail.example.org:993), the EWS URL for ews (e.g. https://mail.example.org/EWS/Exchange.asmx)")
+		}
+	}
+	if a.StartTLS && a.Protocol != "imap" {
+		d.at(p+".starttls", "is used only with protocol: imap", "remove it; "+a.Protocol+" always uses https")
 	}
 	switch {
-	case a.Mailbox == "":
-		d.at(p+".mailbox", "missing", fixAddress+"; the app needs access to it (Add-MailboxPermission or an Exchange RBAC role assignment)")
-	default:
-		d.address(p+".mailbox", a.Mailbox)
+	case a.Protocol == "ews":
+		d.oneOf(p+".access", a.Access, AccessImpersonation, AccessDelegate)
+	case a.Access != "":
+		d.at(p+".access", "is used only with protocol: ews", "remove it")
 	}
-	d.validateOptions(a.Options, p)
-	for j, r := range a.AdditionalUsers {
-		rp := p + ".additional_users[" + strconv.Itoa(j) + "]"
-		if r.Address == "" {
-			d.at(rp+".address", "missing", fixAddress)
-		} else {
-			d.address(refKey(d, rp), r.Address)
+	if a.Resource != "" && a.OAuth() {
+		const fix = "write the origin of the on-premises EWS URL registered in Entra ID, e.g. https://mail.contoso.com"
+		switch {
+		case a.Protocol != "ews":
+			d.at(p+".resource", "is used only with protocol: ews", "remove it")
+		case !strings.HasPrefix(a.Resource, "https://") || len(a.Resource) <= len("https://"):
+			d.at(p+".resource", "must be an https URL", fix)
 		}
-		d.validateOptions(r.Options, rp)
 	}
 }
 

@@ -30,6 +30,9 @@ import (
 // newTransport builds a's transport. hc carries a's TLS settings; tokens
 // are a's, per scope.
 func newTransport(a *config.Account, hc *http.Client, tc *tls.Config, tokens source.Tokens, log *slog.Logger) (source.Transport, error) {
+	if !a.OAuth() {
+		return nil, source.Permanent(fmt.Errorf("account %s: auth %s over %s is not built yet", a.Name, a.Auth, a.Protocol))
+	}
 	switch a.Protocol {
 	case "", "imap":
 		return &imap.Transport{Addr: a.Server, TLSConfig: tc, Tokens: tokens}, nil
