@@ -15,7 +15,36 @@ import (
 type Seed struct {
 	Tenants   []Tenant      `yaml:"tenants"`
 	Apps      []App         `yaml:"apps"`
+	Users     []User        `yaml:"users"`
 	Mailboxes []MailboxSeed `yaml:"mailboxes"`
+}
+
+// User is a login with a password, as on-premises Exchange and other IMAP
+// servers have them: Basic or NTLM over EWS, LOGIN or PLAIN over IMAP. It
+// opens its own mailbox (the one at its Login address, if any) and those
+// in Mailboxes (FullAccess, "*": every mailbox of the simulator), and may
+// impersonate any mailbox when Impersonation is set (the
+// ApplicationImpersonation role).
+type User struct {
+	Login         string   `yaml:"login"`  // user@domain
+	Domain        string   `yaml:"domain"` // NetBIOS domain for DOMAIN\user and NTLM, e.g. CONTOSO
+	Password      string   `yaml:"password"`
+	Mailboxes     []string `yaml:"mailboxes"`
+	Impersonation bool     `yaml:"impersonation"`
+}
+
+// Opens reports whether u may open mailbox: its own, or one it has
+// FullAccess on.
+func (u *User) Opens(mailbox string) bool {
+	if strings.EqualFold(u.Login, mailbox) {
+		return true
+	}
+	for _, m := range u.Mailboxes {
+		if m == "*" || strings.EqualFold(m, mailbox) {
+			return true
+		}
+	}
+	return false
 }
 
 // Tenant is an Entra tenant; its mailboxes are the addresses in Domain.
@@ -89,12 +118,31 @@ func Generate(to string, n int) []byte {
 type directory struct {
 	tenants []Tenant
 	apps    []App
+	users   []User
+}
+
+// user is the seeded user that name names: its login (user@domain,
+// case-insensitive), DOMAIN\user, or the part before @ of its login;
+// nil when there is none.
+func (d *directory) user(name string) *User {
+	for i := range d.users {
+		u := &d.users[i]
+		local, _, _ := strings.Cut(u.Login, "@")
+		dom, rest, hasDom := strings.Cut(name, `\`)
+		switch {
+		case strings.EqualFold(name, u.Login), !hasDom && strings.EqualFold(name, local):
+			return u
+		case hasDom && strings.EqualFold(dom, u.Domain) && (strings.EqualFold(rest, local) || strings.EqualFold(rest, u.Login)):
+			return u
+		}
+	}
+	return nil
 }
 
 // newDirectory gives every app a service principal object id and reads
 // the certificate files the seed names.
 func newDirectory(seed *Seed) (*directory, error) {
-	d := &directory{tenants: slices.Clone(seed.Tenants), apps: slices.Clone(seed.Apps)}
+	d := &directory{tenants: slices.Clone(seed.Tenants), apps: slices.Clone(seed.Apps), users: slices.Clone(seed.Users)}
 	for i := range d.apps {
 		d.apps[i].objectID = uuid()
 		if f := d.apps[i].CertificateFile; f != "" && d.apps[i].Certificate == nil {
