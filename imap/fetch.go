@@ -22,71 +22,168 @@ type meta struct {
 	received time.Time
 }
 
-// fetchAll reads sizes first, then bodies in batches bounded by count and
-// bytes, and hands each batch over in order. The next batch's bodies are
-// fetched while the current batch is being handled (published, flagged,
-// checkpointed), so the connection and the publisher both stay busy; at
-// most two batches are in memory.
+// Fetch pipeline. While the bodies of one batch stream in, the UID FETCH
+// of the next is already on the wire, so a distant server's round trip is
+// not paid between batches; sizes are asked sizesChunk UIDs at a time, the
+// next chunk's while the bodies of the one before stream.
+const (
+	// fetchAhead is how many batches' UID FETCH may be in flight at once
+	// (sent, not yet read whole). Two keeps what is held as before: the
+	// batch being committed, the one being handled, the one being read;
+	// the one after it is sent only once handling has returned.
+	fetchAhead = 2
+	sizesChunk = 500
+)
+
+// fetchAll reads sizes, then bodies in batches bounded by count and bytes,
+// and hands each batch over in order. The next batch's bodies are fetched
+// while the current batch is being handled (published, flagged,
+// checkpointed), and the one after that is asked for before the next has
+// arrived, so the connection and the publisher both stay busy.
 func (s *Source) fetchAll(ctx context.Context, uids []uint32, handle func(context.Context, source.Batch) error) error {
-	var batches [][]meta
-	for start := 0; start < len(uids); start += 500 {
-		metas, err := s.sizes(uids[start:min(start+500, len(uids))])
-		if err != nil {
-			return err
+	p := &planner{s: s, uids: uids}
+	defer p.wait()
+	type inFlight struct {
+		batch []meta
+		ch    <-chan fetched
+	}
+	var ahead []inFlight
+	defer func() {
+		for _, f := range ahead {
+			<-f.ch // the connection goes back to the caller idle
 		}
-		var batch []meta
-		var bytes int64
-		for _, m := range metas {
-			// The first batch is small so that handling starts early; the
-			// others are fetched while the one before is handled.
-			maxN, maxBytes := batchMessages, int64(batchBytes)
-			if len(batches) == 0 {
-				maxN, maxBytes = maxN/8, maxBytes/8
+	}()
+	for {
+		for len(ahead) < fetchAhead {
+			batch, err := p.next()
+			if err != nil {
+				return err
 			}
-			size := min(max(m.size, 0), s.limit()) // RFC822.SIZE is the server's word
-			if len(batch) > 0 && (len(batch) >= maxN || bytes+size > maxBytes) {
-				batches = append(batches, batch)
-				batch, bytes = nil, 0
+			if batch == nil {
+				break
 			}
-			batch = append(batch, m)
-			bytes += size
+			ahead = append(ahead, inFlight{batch, s.prefetch(batch)})
 		}
-		if len(batch) > 0 {
-			batches = append(batches, batch)
+		if len(ahead) == 0 {
+			return nil
 		}
-	}
-	type fetched struct {
-		items []source.Item
-		err   error
-	}
-	prefetch := func(batch []meta) <-chan fetched {
-		ch := make(chan fetched, 1) // the goroutine never blocks, even if nobody reads
-		go func() {
-			items, err := s.bodies(batch)
-			ch <- fetched{items, err}
-		}()
-		return ch
-	}
-	if len(batches) == 0 {
-		return nil
-	}
-	next := prefetch(batches[0])
-	for i, batch := range batches {
-		f := <-next
+		cur := ahead[0]
+		ahead = ahead[1:]
+		f := <-cur.ch
 		if f.err != nil {
 			return f.err
 		}
-		if i+1 < len(batches) {
-			next = prefetch(batches[i+1])
-		}
-		if err := handle(ctx, source.Batch{Items: f.items, State: s.encode(batch[len(batch)-1].uid)}); err != nil {
-			if i+1 < len(batches) {
-				<-next // the connection goes back to the caller idle
-			}
+		if err := handle(ctx, source.Batch{Items: f.items, State: s.encode(cur.batch[len(cur.batch)-1].uid)}); err != nil {
 			return err
 		}
 	}
-	return nil
+}
+
+type fetched struct {
+	items []source.Item
+	err   error
+}
+
+// prefetch fetches a batch's bodies in the background.
+func (s *Source) prefetch(batch []meta) <-chan fetched {
+	ch := make(chan fetched, 1) // the goroutine never blocks, even if nobody reads
+	go func() {
+		items, err := s.bodies(batch)
+		ch <- fetched{items, err}
+	}()
+	return ch
+}
+
+type sized struct {
+	metas []meta
+	err   error
+}
+
+// planner cuts the UIDs into batches, asking for their sizes a chunk at a
+// time: the next chunk's are asked as soon as the batches of one are
+// planned.
+type planner struct {
+	s       *Source
+	uids    []uint32     // not asked for yet
+	ahead   <-chan sized // sizes of the next chunk, in flight
+	ready   [][]meta     // planned, not handed out
+	planned int          // batches planned so far
+}
+
+// next returns the next batch, or nil when there is none left.
+func (p *planner) next() ([]meta, error) {
+	for len(p.ready) == 0 {
+		var r sized
+		switch {
+		case p.ahead != nil:
+			r = <-p.ahead
+			p.ahead = nil
+		case len(p.uids) > 0:
+			r = p.s.sizesOf(p.take())
+		default:
+			return nil, nil
+		}
+		if r.err != nil {
+			return nil, r.err
+		}
+		if len(p.uids) > 0 {
+			chunk := p.take()
+			ch := make(chan sized, 1) // never blocks, even if nobody reads
+			go func() { ch <- p.s.sizesOf(chunk) }()
+			p.ahead = ch
+		}
+		p.plan(r.metas)
+	}
+	b := p.ready[0]
+	p.ready = p.ready[1:]
+	return b, nil
+}
+
+// take removes the next chunk from the UIDs left.
+func (p *planner) take() []uint32 {
+	chunk := p.uids[:min(sizesChunk, len(p.uids))]
+	p.uids = p.uids[len(chunk):]
+	return chunk
+}
+
+// plan cuts one chunk's messages into batches.
+func (p *planner) plan(metas []meta) {
+	var batch []meta
+	var bytes int64
+	for _, m := range metas {
+		// The first batch is small so that handling starts early; the
+		// others are fetched while the one before is handled.
+		maxN, maxBytes := batchMessages, int64(batchBytes)
+		if p.planned == 0 {
+			maxN, maxBytes = maxN/8, maxBytes/8
+		}
+		size := min(max(m.size, 0), p.s.limit()) // RFC822.SIZE is the server's word
+		if len(batch) > 0 && (len(batch) >= maxN || bytes+size > maxBytes) {
+			p.ready = append(p.ready, batch)
+			p.planned++
+			batch, bytes = nil, 0
+		}
+		batch = append(batch, m)
+		bytes += size
+	}
+	if len(batch) > 0 {
+		p.ready = append(p.ready, batch)
+		p.planned++
+	}
+}
+
+// wait waits for sizes still in flight, so the connection goes back to the
+// caller idle.
+func (p *planner) wait() {
+	if p.ahead != nil {
+		<-p.ahead
+		p.ahead = nil
+	}
+}
+
+func (s *Source) sizesOf(uids []uint32) sized {
+	metas, err := s.sizes(uids)
+	return sized{metas, err}
 }
 
 // limit is a message's allowance: no more of it is held in memory.
