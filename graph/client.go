@@ -51,6 +51,10 @@ type Options struct {
 	HTTPClient *http.Client
 	// Logger receives the client's lines; default slog.Default().
 	Logger *slog.Logger
+	// Push, when set, subscribes the Sources' folders to change
+	// notifications, so that new mail starts a delta sync at once instead
+	// of at the next poll.
+	Push *Push
 
 	tokens source.Tokens
 	scope  string
@@ -66,6 +70,7 @@ type Client struct {
 	tok  source.Tokens
 	scp  string
 	app  chan struct{}
+	push *Push
 
 	mu    sync.Mutex
 	boxes map[string]*box
@@ -92,7 +97,7 @@ func NewClient(opts Options) *Client {
 		log = slog.Default()
 	}
 	c := &Client{base: strings.TrimRight(opts.URL, "/"), hc: httpsafe.NoRedirects(hc), log: log, tok: opts.tokens, scp: opts.scope,
-		app: make(chan struct{}, AppInFlight), boxes: map[string]*box{}}
+		app: make(chan struct{}, AppInFlight), boxes: map[string]*box{}, push: opts.Push}
 	if c.hc.Timeout <= 0 {
 		c.hc.Timeout = 2 * time.Minute
 	}

@@ -75,6 +75,22 @@ func Open(ctx context.Context, c *Client, mb source.Mailbox, log *slog.Logger) (
 	return s, nil
 }
 
+// Wait implements source.Waiter. With change notifications (Options.Push)
+// it subscribes the folder, or renews its subscription, and returns when
+// Graph notifies new mail, max passes, or ctx ends or Close is called;
+// without them it waits max. It never fails: a subscription Graph refuses
+// is logged, and the poll at max goes on.
+func (s *Source) Wait(ctx context.Context, max time.Duration) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	if p := s.c.push; p != nil {
+		p.wait(ctx, p.watch(s.c, s.mb.Address, s.folder.ID), max)
+		return nil
+	}
+	sleep(ctx, max)
+	return nil
+}
+
 // Close implements source.Source: the call in progress ends.
 func (s *Source) Close() error {
 	s.cancel()

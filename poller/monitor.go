@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/mailpoller/mailpoller/config"
+	"github.com/mailpoller/mailpoller/graph"
 )
 
 // Mailbox states, as shown in /status and logs.
@@ -53,6 +54,7 @@ type Monitor struct {
 	mu      sync.Mutex
 	boxes   map[string]*MailboxStatus
 	ready   func() error // NATS connectivity, set by Run
+	push    http.Handler // Graph change notifications, set by Run when configured
 	reg     *prometheus.Registry
 	metrics metrics
 }
@@ -206,9 +208,21 @@ func (c *sinceCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// Handler serves /metrics, /healthz, /readyz and /status.
+// Handler serves /metrics, /healthz, /readyz and /status, and Microsoft
+// Graph's change notifications at /graph/notifications when
+// graph.notifications_url is set.
 func (m *Monitor) Handler() http.Handler {
 	mux := http.NewServeMux()
+	mux.HandleFunc(graph.NotificationsPath, func(w http.ResponseWriter, r *http.Request) {
+		m.mu.Lock()
+		h := m.push
+		m.mu.Unlock()
+		if h == nil {
+			http.Error(w, "graph.notifications_url is not set", http.StatusNotFound)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))

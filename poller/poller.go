@@ -19,6 +19,7 @@ import (
 
 	"github.com/mailpoller/mailpoller/auth"
 	"github.com/mailpoller/mailpoller/config"
+	"github.com/mailpoller/mailpoller/graph"
 	"github.com/mailpoller/mailpoller/publish"
 	"github.com/mailpoller/mailpoller/source"
 )
@@ -76,6 +77,7 @@ func Run(ctx context.Context, opts Options) []Result {
 	r := newRunner(ctx, opts)
 	defer r.cancelWork()
 	r.apply(opts.Config)
+	defer r.unsubscribe()
 	if opts.Once {
 		return r.wait()
 	}
@@ -88,6 +90,9 @@ func Run(ctx context.Context, opts Options) []Result {
 			r.log.Info("shut down", "took", time.Since(begun).Round(time.Millisecond))
 			return results
 		case cfg := <-opts.Reload:
+			if cfg.Graph.NotificationsURL != opts.Config.Graph.NotificationsURL {
+				r.log.Warn("graph.notifications_url changed: it takes effect at the next start", "now", opts.Config.Graph.NotificationsURL)
+			}
 			d := r.apply(cfg)
 			r.log.Info("config reloaded", "mailboxes", len(cfg.Mailboxes()),
 				"added", d.added, "removed", d.removed, "changed", d.changed, "retried", d.retried)
@@ -112,7 +117,8 @@ type runner struct {
 	cancelWork context.CancelFunc
 	tokens     *Transports
 	mon        *Monitor
-	leases     *leases // nil when Options.Instance is ""
+	leases     *leases     // nil when Options.Instance is ""
+	push       *graph.Push // nil when graph.notifications_url is not set
 
 	mu      sync.Mutex
 	order   []string // keys in config order, for results
@@ -168,6 +174,13 @@ func newRunner(ctx context.Context, opts Options) *runner {
 		opts: opts, log: log, stop: ctx, work: work, cancelWork: cancelWork,
 		tokens: NewTransports(log), mon: mon,
 		running: map[string]*running{},
+	}
+	if u := opts.Config.Graph.NotificationsURL; u != "" {
+		r.push = graph.NewPush(u, log)
+		r.tokens.WithPush(r.push)
+		mon.mu.Lock()
+		mon.push = r.push
+		mon.mu.Unlock()
 	}
 	if err := mon.reg.Register(r.tokens); err != nil {
 		// A second Run on the same Monitor: keep the first collector.
@@ -413,6 +426,19 @@ func (r *runner) summarize(ctx context.Context, every time.Duration) {
 			published += s.Published
 		}
 		r.log.Info("summary", "mailboxes_ok", ok, "mailboxes_failing", failing, "mailboxes_standby", standby, "published", published)
+	}
+}
+
+// unsubscribe deletes the Graph subscriptions, once the mailboxes have
+// stopped, so that Graph stops posting to this process.
+func (r *runner) unsubscribe() {
+	if r.push == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := r.push.Close(ctx); err != nil {
+		r.log.Warn("could not delete every Graph subscription; Graph drops them when they expire (at most 3 days)", "err", err)
 	}
 }
 

@@ -28,8 +28,9 @@ import (
 // transport: a new protocol is one more case in newTransport.
 
 // newTransport builds a's transport. hc carries a's TLS settings; tokens
-// are a's, per scope.
-func newTransport(a *config.Account, hc *http.Client, tc *tls.Config, tokens source.Tokens, log *slog.Logger) (source.Transport, error) {
+// are a's, per scope; push, when not nil, takes Graph's change
+// notifications.
+func newTransport(a *config.Account, hc *http.Client, tc *tls.Config, tokens source.Tokens, push *graph.Push, log *slog.Logger) (source.Transport, error) {
 	if !a.OAuth() {
 		return nil, source.Permanent(fmt.Errorf("account %s: auth %s over %s is not built yet", a.Name, a.Auth, a.Protocol))
 	}
@@ -39,7 +40,7 @@ func newTransport(a *config.Account, hc *http.Client, tc *tls.Config, tokens sou
 	case "ews":
 		return ews.NewTransport(ews.Options{URL: a.Server, AllowHTTP: a.InsecureHTTP, HTTPClient: hc, Logger: log}, tokens), nil
 	case "graph":
-		return graph.NewTransport(graph.Options{URL: a.Server, AllowHTTP: a.InsecureHTTP, HTTPClient: hc, Logger: log}, tokens), nil
+		return graph.NewTransport(graph.Options{URL: a.Server, AllowHTTP: a.InsecureHTTP, HTTPClient: hc, Logger: log, Push: push}, tokens), nil
 	}
 	return nil, source.Permanent(fmt.Errorf("account %s: unknown protocol %q", a.Name, a.Protocol))
 }
@@ -56,6 +57,7 @@ type Transports struct {
 	auth  map[string]*auth.Source // by credentials and scope
 	names map[*auth.Source]string // account name, for metrics
 	accts map[string]*account     // by account configuration
+	push  *graph.Push             // Graph change notifications, or nil
 }
 
 // account is one account's transport and the HTTP client its tokens use.
@@ -71,6 +73,15 @@ func NewTransports(log *slog.Logger) *Transports {
 		log = slog.Default()
 	}
 	return &Transports{log: log, auth: map[string]*auth.Source{}, names: map[*auth.Source]string{}, accts: map[string]*account{}}
+}
+
+// WithPush makes the Graph transports made from now on subscribe to
+// change notifications through p; it returns t.
+func (t *Transports) WithPush(p *graph.Push) *Transports {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.push = p
+	return t
 }
 
 // For returns a's transport, made on first use. Its errors (an unreadable
@@ -108,7 +119,7 @@ func (t *Transports) account(a *config.Account) (*account, error) {
 	// Two minutes: a GetItem answer carries up to max_message_bytes of
 	// base64 MIME. EWS streaming makes its own client without this bound.
 	hc := &http.Client{Timeout: 2 * time.Minute, Transport: &http.Transport{TLSClientConfig: tc.Clone(), Proxy: http.ProxyFromEnvironment}}
-	tr, err := newTransport(a, hc, tc, &accountTokens{t: t, a: a, hc: hc}, t.log.With("account", a.Name))
+	tr, err := newTransport(a, hc, tc, &accountTokens{t: t, a: a, hc: hc}, t.push, t.log.With("account", a.Name))
 	if err != nil {
 		return nil, err
 	}

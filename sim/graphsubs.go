@@ -114,6 +114,7 @@ func (g *GraphServer) subscriptions(q *graphReq) *graphResponse {
 			return errorResponse(gerr(404, "ResourceNotFound", "The object was not found."), crid)
 		}
 		if q.method == http.MethodDelete {
+			g.countLocked(sub.mailbox, "unsubscribe")
 			delete(g.subs, sub.ID)
 			g.mu.Unlock()
 			sub.stop()
@@ -123,6 +124,7 @@ func (g *GraphServer) subscriptions(q *graphReq) *graphResponse {
 			g.mu.Unlock()
 			return errorResponse(gerr(400, "ExtensionError", "Subscription expiration can only be 10080 minutes in the future."), crid)
 		}
+		g.countLocked(sub.mailbox, "renew")
 		sub.Expiration = in.ExpirationDateTime.UTC()
 		out := sub.json(c.AppID)
 		g.mu.Unlock()
@@ -157,6 +159,7 @@ func (g *GraphServer) subscriptions(q *graphReq) *graphResponse {
 		return errorResponse(errItemNotFound, crid)
 	}
 	g.mu.Lock()
+	g.countLocked(mailbox, "subscribe")
 	g.subs[sub.ID] = sub
 	out := sub.json(c.AppID)
 	g.mu.Unlock()
@@ -202,6 +205,35 @@ func (g *GraphServer) watchSub(sub *graphSub, f *folder) error {
 		}
 	}()
 	return nil
+}
+
+// countLocked counts a subscription request of kind for mailbox (Count
+// and Requests report it); g.mu is held.
+func (g *GraphServer) countLocked(mailbox, kind string) {
+	if g.kinds[mailbox] == nil {
+		g.kinds[mailbox] = map[string]int{}
+	}
+	g.kinds[mailbox][kind]++
+	g.requests[mailbox]++
+}
+
+// Subscription is a change-notification subscription the server holds.
+type Subscription struct {
+	ID, Resource, NotificationURL string
+	Expiration                    time.Time
+}
+
+// Subscriptions lists mailbox's live subscriptions.
+func (g *GraphServer) Subscriptions(mailbox string) []Subscription {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []Subscription
+	for _, sub := range g.subs {
+		if strings.EqualFold(sub.mailbox, mailbox) {
+			out = append(out, Subscription{ID: sub.ID, Resource: sub.Resource, NotificationURL: sub.NotificationURL, Expiration: sub.Expiration})
+		}
+	}
+	return out
 }
 
 // Lifecycle sends a lifecycle notification (reauthorizationRequired,
