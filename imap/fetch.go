@@ -28,17 +28,22 @@ type meta struct {
 // next chunk's while the bodies of the one before stream.
 const (
 	// fetchAhead is how many batches' UID FETCH may be in flight at once
-	// (sent, not yet read whole). Two keeps what is held as before: the
-	// batch being committed, the one being handled, the one being read;
-	// the one after it is sent only once handling has returned.
-	fetchAhead = 2
+	// (sent, not yet read whole): while one batch is handled, fetchAhead-1
+	// are read, and the next is sent once handling has returned.
+	fetchAhead = 3
 	sizesChunk = 500
+	// aheadBatchBytes bounds a batch's bytes (batchBytes is the bound of
+	// one UID FETCH with a single batch ahead). fetchAhead+1 batches are
+	// held at once: one being committed, one handled, the others read; 4
+	// of 8 MiB hold less than the 3 of 16 MiB before, and measured faster
+	// at a 20 ms round trip (bench/RESULTS.md).
+	aheadBatchBytes = 8 << 20
 )
 
 // fetchAll reads sizes, then bodies in batches bounded by count and bytes,
 // and hands each batch over in order. The next batch's bodies are fetched
 // while the current batch is being handled (published, flagged,
-// checkpointed), and the one after that is asked for before the next has
+// checkpointed), and up to fetchAhead are asked for before the next has
 // arrived, so the connection and the publisher both stay busy.
 func (s *Source) fetchAll(ctx context.Context, uids []uint32, handle func(context.Context, source.Batch) error) error {
 	p := &planner{s: s, uids: uids}
@@ -153,7 +158,7 @@ func (p *planner) plan(metas []meta) {
 	for _, m := range metas {
 		// The first batch is small so that handling starts early; the
 		// others are fetched while the one before is handled.
-		maxN, maxBytes := batchMessages, int64(batchBytes)
+		maxN, maxBytes := batchMessages, int64(aheadBatchBytes)
 		if p.planned == 0 {
 			maxN, maxBytes = maxN/8, maxBytes/8
 		}
