@@ -326,7 +326,7 @@ func waitState(b *testing.B, mon *poller.Monitor, state string) {
 func startSim(b *testing.B, mailboxes ...string) *sim.Sim {
 	b.Helper()
 	seed := &sim.Seed{Tenants: []sim.Tenant{{ID: tenant, Domain: "contoso.test"}},
-		Apps: []sim.App{{Tenant: tenant, ClientID: client, Secret: secret, Roles: []string{"IMAP.AccessAsApp", "full_access_as_app"}, Mailboxes: []string{"*"}}}}
+		Apps: []sim.App{{Tenant: tenant, ClientID: client, Secret: secret, Roles: []string{"IMAP.AccessAsApp", "full_access_as_app"}, GraphRoles: []string{"Mail.ReadWrite"}, Mailboxes: []string{"*"}}}}
 	for _, m := range mailboxes {
 		seed.Mailboxes = append(seed.Mailboxes, sim.MailboxSeed{Address: m})
 	}
