@@ -151,7 +151,7 @@ func (g *GraphServer) subscriptions(q *graphReq) *graphResponse {
 		return errorResponse(errItemNotFound, crid)
 	}
 	if !g.validate(in.NotificationURL) {
-		return errorResponse(gerr(400, "ValidationError", "Subscription validation request failed. Notification endpoint must respond with 200 OK to validation request."), crid)
+		return errorResponse(gerr(400, "InvalidRequest", "Subscription validation request failed. Notification endpoint must respond with 200 OK to validation request."), crid)
 	}
 	sub := &graphSub{ID: uuid(), Resource: in.Resource, ChangeType: "created", NotificationURL: in.NotificationURL, ClientState: in.ClientState,
 		LifecycleURL: in.LifecycleNotificationURL, Expiration: in.ExpirationDateTime.UTC(), tenant: c.Tenant, mailbox: mailbox}

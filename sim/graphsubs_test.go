@@ -67,7 +67,7 @@ func TestGraphSubscriptions(t *testing.T) {
 	defer bad.Close()
 	var eb gerrBody
 	if st, _ := e.do("POST", "/subscriptions", map[string]any{"changeType": "created", "notificationUrl": bad.URL,
-		"resource": "users/support@contoso.test/mailFolders('inbox')/messages", "expirationDateTime": time.Now().Add(time.Hour).Format(time.RFC3339)}, &eb); st != 400 || eb.Error.Code != "ValidationError" {
+		"resource": "users/support@contoso.test/mailFolders('inbox')/messages", "expirationDateTime": time.Now().Add(time.Hour).Format(time.RFC3339)}, &eb); st != 400 || eb.Error.Code != "InvalidRequest" { // the code Graph answers (seen in microsoftgraph/nodejs-webhooks-sample#350)
 		t.Fatalf("failed handshake: %d %v", st, eb)
 	}
 }
