@@ -215,6 +215,43 @@ func TestIMAPFaults(t *testing.T) {
 	e.noSecrets(logs.String())
 }
 
+// TestGraphFaults injects Graph's faults during a run of 400 messages:
+// 429s with and without Retry-After, 503s, a delta token Graph forgets
+// mid-run, and a 401 for a token Graph no longer accepts. Nothing is lost,
+// nothing is marked read before its PubAck, and the waits Graph asked for
+// are kept (measured at the server).
+func TestGraphFaults(t *testing.T) {
+	e := newEnv(t, "support@contoso.test", "billing@contoso.test")
+	e.protocol = "graph"
+	e.deliver(200)
+	g := e.sim.Graph()
+	g.Throttle("support@contoso.test", 3, 300*time.Millisecond)
+	g.Throttle("billing@contoso.test", 2, 0)
+	g.Unavailable("billing@contoso.test", 2, 200*time.Millisecond)
+	var logs logtest.Buffer
+	stop := e.run("", &logs)
+	wait.For(t, 60*time.Second, "first 50 events", func() bool { return e.streamCount() >= 50 })
+	g.ExpireDelta("support@contoso.test")
+	g.Unauthorized(1)
+	e.waitAll(120 * time.Second)
+	stop()
+	e.verify("Graph 429/503/expired delta/401", true)
+	for _, ev := range g.Throttled("support@contoso.test") {
+		if !ev.NextArrival.IsZero() && ev.NextArrival.Sub(ev.Sent) < ev.RetryAfter {
+			t.Errorf("next request %s after a %d with Retry-After %s", ev.NextArrival.Sub(ev.Sent), ev.Status, ev.RetryAfter)
+		}
+	}
+	for _, box := range []string{"support@contoso.test", "billing@contoso.test"} {
+		if mx := g.MaxInFlight(box); mx > 4 {
+			t.Errorf("%s: %d requests in flight, Graph allows 4", box, mx)
+		}
+	}
+	if n := e.sim.TokenRequests(appA); n > 3 {
+		t.Errorf("%d token requests for one 401: tokens are not reused", n)
+	}
+	e.noSecrets(logs.String())
+}
+
 // TestTokenFaults: one app's token endpoint answers 503 twice (transient:
 // retried), another app has a wrong secret (a config error: logged once
 // with the fix, not retried in a storm); the healthy account is not held up.
