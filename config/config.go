@@ -113,6 +113,7 @@ type Certificate struct {
 type Options struct {
 	PollInterval    *Duration `yaml:"poll_interval"`     // default 60s
 	Folder          *string   `yaml:"folder"`            // default INBOX
+	Folders         []string  `yaml:"folders,omitempty"` // several folders, each polled on its own; replaces folder at its level
 	StartFrom       *string   `yaml:"start_from"`        // unread | all | now; default unread
 	AfterRead       *string   `yaml:"after_read"`        // mark_read | move | delete | none; default mark_read
 	MoveTo          *string   `yaml:"move_to"`           // folder for after_read: move

@@ -109,7 +109,10 @@ func (o Options) merge(over Options) Options {
 		o.PollInterval = over.PollInterval
 	}
 	if over.Folder != nil {
-		o.Folder = over.Folder
+		o.Folder, o.Folders = over.Folder, nil
+	}
+	if over.Folders != nil {
+		o.Folders = over.Folders
 	}
 	if over.StartFrom != nil {
 		o.StartFrom = over.StartFrom
@@ -132,8 +135,9 @@ func (o Options) merge(over Options) Options {
 	return o
 }
 
-// Mailboxes returns every (account, mailbox) pair of c in file order: for
-// each account its mailbox first, then its additional_users in order. Options
+// Mailboxes returns every (account, mailbox, folder) of c in file order:
+// for each account its mailbox first, then its additional_users in order,
+// and a mailbox with folders once per folder in their order. Options
 // are merged built-in defaults → defaults → account → mailbox entry, and
 // addresses are lower-cased. Account points into c.Accounts. It does no I/O
 // and works on configs built in code as well as loaded ones.
@@ -143,19 +147,32 @@ func (c *Config) Mailboxes() []Mailbox {
 	for i := range c.Accounts {
 		a := &c.Accounts[i]
 		acct := base.merge(a.Options)
-		out = append(out, resolved(a, a.Mailbox, acct))
+		out = append(out, resolved(a, a.Mailbox, acct)...)
 		for _, r := range a.AdditionalUsers {
-			out = append(out, resolved(a, r.Address, acct.merge(r.Options)))
+			out = append(out, resolved(a, r.Address, acct.merge(r.Options))...)
 		}
 	}
 	return out
 }
 
-func resolved(a *Account, address string, o Options) Mailbox {
+// resolved is address's Mailbox with options o: one per folder when o
+// lists folders.
+func resolved(a *Account, address string, o Options) []Mailbox {
+	if len(o.Folders) == 0 {
+		return []Mailbox{inFolder(a, address, o, *o.Folder)}
+	}
+	out := make([]Mailbox, len(o.Folders))
+	for i, f := range o.Folders {
+		out[i] = inFolder(a, address, o, f)
+	}
+	return out
+}
+
+func inFolder(a *Account, address string, o Options, folder string) Mailbox {
 	return Mailbox{Account: a, Mailbox: source.Mailbox{
 		Address:         strings.ToLower(strings.TrimSpace(address)),
 		PollInterval:    o.PollInterval.D(),
-		Folder:          *o.Folder,
+		Folder:          folder,
 		StartFrom:       source.StartFrom(*o.StartFrom),
 		AfterRead:       source.AfterRead(*o.AfterRead),
 		MoveTo:          *o.MoveTo,

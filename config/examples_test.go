@@ -40,8 +40,8 @@ func TestExampleLoads(t *testing.T) {
 	if len(c.Accounts) != 4 || c.Accounts[0].ClientSecret != "example-secret" {
 		t.Fatalf("accounts = %d, secret from env: %v", len(c.Accounts), c.Accounts[0].ClientSecret == "example-secret")
 	}
-	if got := len(c.Mailboxes()); got != 6 {
-		t.Errorf("len(Mailboxes()) = %d, want 6", got)
+	if got := len(c.Mailboxes()); got != 8 {
+		t.Errorf("len(Mailboxes()) = %d, want 8", got)
 	}
 	// The example documents the defaults: loading it must give what leaving
 	// every key out gives.
@@ -137,6 +137,8 @@ func TestExampleHasEveryKey(t *testing.T) {
 		"accounts[].authority":             true,
 		"accounts[].resource":              true,
 		"accounts[].password_file":         true,
+		"defaults.folders":                 true,
+		"accounts[].folders":               true,
 	}
 	data := readFile(t, "../configs/example.yaml")
 	var doc yaml.Node

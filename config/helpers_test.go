@@ -58,3 +58,17 @@ func problems(t *testing.T, data []byte, env map[string]string) *Errors {
 }
 
 func sprintf(format string, v any) string { return fmt.Sprintf(format, v) }
+
+// problemAt returns the problem of a Parse that must fail at key with msg
+// in its message, failing t when there is none.
+func problemAt(t *testing.T, data []byte, key, msg string) Error {
+	t.Helper()
+	es := problems(t, data, nil)
+	for _, e := range es.List {
+		if e.Key == key && strings.Contains(e.Msg, msg) {
+			return e
+		}
+	}
+	t.Fatalf("no error at %s with %q; got:\n%v", key, msg, es)
+	return Error{}
+}

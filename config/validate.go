@@ -231,6 +231,25 @@ func (d *decoder) validateOptions(o Options, p string) {
 	if o.Folder != nil && strings.TrimSpace(*o.Folder) == "" {
 		d.at(p+".folder", "empty", "name the folder to read, e.g. INBOX")
 	}
+	if o.Folders != nil || d.has(p+".folders") {
+		seen := map[string]bool{}
+		switch {
+		case o.Folder != nil:
+			d.at(p+".folders", "folder and folders are both set", "keep one: folder for one folder, folders for several")
+		case len(o.Folders) == 0:
+			d.at(p+".folders", "empty", "list the folders to read, e.g. [INBOX, Inbox/Support], or remove the key")
+		}
+		for i, f := range o.Folders {
+			k := p + ".folders[" + strconv.Itoa(i) + "]"
+			switch f = strings.ToLower(strings.TrimSpace(f)); {
+			case f == "":
+				d.at(k, "empty", "name the folder to read, e.g. Inbox/Support")
+			case seen[f]:
+				d.at(k, quoted(o.Folders[i])+" is listed twice", "list each folder once")
+			}
+			seen[f] = true
+		}
+	}
 	if o.StartFrom != nil {
 		d.oneOf(p+".start_from", *o.StartFrom, string(source.StartUnread), string(source.StartAll), string(source.StartNow))
 	}

@@ -218,6 +218,7 @@ func (d *decoder) validateMailboxes(c *Config) {
 		p := accountPath(i)
 		acct := base.merge(a.Options)
 		check := func(key, addr string, o Options, levels []string) {
+			d.movedIntoPolled(o, levels)
 			if addr != "" && a.Name != "" {
 				subj := c.NATS.SubjectPrefix + "." + a.Name + "." + Token(strings.TrimSpace(addr))
 				if first, ok := subjects[subj]; ok {
@@ -249,6 +250,35 @@ func (d *decoder) validateMailboxes(c *Config) {
 		for j, r := range a.AdditionalUsers {
 			rp := p + ".additional_users[" + strconv.Itoa(j) + "]"
 			check(refKey(d, rp), r.Address, acct.merge(r.Options), []string{rp, p})
+		}
+	}
+}
+
+// movedIntoPolled refuses after_read: move (or quarantine) into a folder
+// the same mailbox polls: the moved mail would be read there again, as a
+// new event.
+func (d *decoder) movedIntoPolled(o Options, levels []string) {
+	polled := o.Folders
+	if len(polled) == 0 && o.Folder != nil {
+		polled = []string{*o.Folder}
+	}
+	for _, f := range polled {
+		for _, t := range []struct {
+			key    string
+			target *string
+			on     bool
+		}{{"move_to", o.MoveTo, o.AfterRead != nil && *o.AfterRead == "move"}, {"quarantine", o.Quarantine, true}} {
+			if !t.on || t.target == nil || strings.TrimSpace(*t.target) == "" || strings.TrimSpace(f) == "" || !strings.EqualFold(strings.Trim(*t.target, "/ "), strings.Trim(f, "/ ")) {
+				continue
+			}
+			at := levels[len(levels)-1] + "." + t.key
+			for _, l := range append(levels, "defaults") {
+				if d.has(l + "." + t.key) {
+					at = l + "." + t.key
+					break
+				}
+			}
+			d.at(at, quoted(*t.target)+" is a folder this mailbox polls", "choose a folder that is not in folder or folders, or mail moved there is read again as a new event")
 		}
 	}
 }

@@ -76,6 +76,9 @@ type metrics struct {
 func NewMonitor() *Monitor {
 	m := &Monitor{boxes: map[string]*MailboxStatus{}, reg: prometheus.NewRegistry()}
 	mb := []string{"account", "mailbox"}
+	// Gauges are per folder: a mailbox with several folders has one loop,
+	// and one value, per folder (counters add up per mailbox).
+	mbf := []string{"account", "mailbox", "folder"}
 	m.metrics = metrics{
 		published: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailpoller_messages_published_total",
 			Help: "Events published and acknowledged by JetStream."}, mb),
@@ -90,11 +93,11 @@ func NewMonitor() *Monitor {
 		publishDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "mailpoller_publish_duration_seconds",
 			Help: "Time from parsed message to PubAck.", Buckets: prometheus.ExponentialBuckets(0.001, 3, 10)}, []string{"account"}),
 		backlog: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mailpoller_backlog_messages",
-			Help: "Messages found new in the current poll and not handled yet."}, mb),
+			Help: "Messages found new in the current poll and not handled yet."}, mbf),
 		oldest: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mailpoller_oldest_unprocessed_age_seconds",
-			Help: "Age of the oldest message found new and not handled yet (0 when none)."}, mb),
+			Help: "Age of the oldest message found new and not handled yet (0 when none)."}, mbf),
 		lease: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mailpoller_lease_owned",
-			Help: "1 while this instance polls the mailbox, 0 while another one does."}, mb),
+			Help: "1 while this instance polls the mailbox, 0 while another one does."}, mbf),
 		panics: prometheus.NewCounter(prometheus.CounterOpts{Name: "mailpoller_panics_total",
 			Help: "Recovered panics in mailbox loops."}),
 	}
@@ -191,7 +194,7 @@ type sinceCollector struct {
 
 func newSinceCollector(m *Monitor) *sinceCollector {
 	return &sinceCollector{m: m, desc: prometheus.NewDesc("mailpoller_seconds_since_last_success",
-		"Seconds since the mailbox's last successful poll (since start when it never succeeded).", []string{"account", "mailbox"}, nil)}
+		"Seconds since the mailbox's last successful poll (since start when it never succeeded).", []string{"account", "mailbox", "folder"}, nil)}
 }
 
 func (c *sinceCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
@@ -204,7 +207,7 @@ func (c *sinceCollector) Collect(ch chan<- prometheus.Metric) {
 		if s.LastSuccess != nil {
 			t = *s.LastSuccess
 		}
-		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, time.Since(t).Seconds(), s.Account, s.Mailbox)
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, time.Since(t).Seconds(), s.Account, s.Mailbox, s.Folder)
 	}
 }
 

@@ -343,7 +343,7 @@ func (r *runner) start(mb config.Mailbox, delay time.Duration) *running {
 // waiting in standby while another instance holds it.
 func (r *runner) runLeased(stop, work context.Context, w *worker) error {
 	k := leaseKey(w.mb)
-	labels := []string{w.mb.Account.Name, w.mb.Address}
+	labels := []string{w.mb.Account.Name, w.mb.Address, w.mb.Folder}
 	standby := func(holder string) {
 		r.mon.metrics.lease.WithLabelValues(labels...).Set(0)
 		r.mon.update(w.mb, func(s *MailboxStatus) {

@@ -380,7 +380,7 @@ func (w *worker) setBacklog(rest []source.Item) {
 	if !oldest.IsZero() {
 		age = time.Since(oldest).Seconds()
 	}
-	l := []string{w.mb.Account.Name, w.mb.Address}
+	l := []string{w.mb.Account.Name, w.mb.Address, w.mb.Folder}
 	w.mon.metrics.backlog.WithLabelValues(l...).Set(float64(len(rest)))
 	w.mon.metrics.oldest.WithLabelValues(l...).Set(age)
 	w.mon.update(w.mb, func(s *MailboxStatus) { s.Backlog = len(rest) })
