@@ -16,4 +16,10 @@
 // longer ones go back to the poller (source.Throttled). Links handed over
 // by the server are followed only to the configured base URL, so the
 // token goes nowhere else.
+//
+// With a Push (Options.Push), a Source waiting for mail subscribes its
+// folder to change notifications; Push serves the URL Graph posts them to
+// and wakes the folder whose subscription and clientState match, so the
+// delta query runs at once. The notification carries nothing else that is
+// used: the delta link stays the only checkpoint.
 package graph
