@@ -38,6 +38,7 @@ import (
 	"github.com/mailpoller/mailpoller/config"
 	"github.com/mailpoller/mailpoller/imap"
 	"github.com/mailpoller/mailpoller/internal/dovecottest"
+	"github.com/mailpoller/mailpoller/internal/relay"
 	"github.com/mailpoller/mailpoller/internal/wait"
 	"github.com/mailpoller/mailpoller/poller"
 	"github.com/mailpoller/mailpoller/publish"
@@ -141,6 +142,17 @@ func BenchmarkDovecot(b *testing.B) {
 		fmt.Sscan(v, &n)
 	}
 	f := setup(b, n)
+	if v := os.Getenv("BENCH_ONE_WAY_MS"); v != "" {
+		// Every row through a relay delaying each direction (BENCH_ONE_WAY_MS=10: a 20 ms round trip).
+		var ms int
+		fmt.Sscan(v, &ms)
+		r, err := relay.StartDelayed(f.srv.Addr, time.Duration(ms)*time.Millisecond)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer r.Close()
+		f.addr = r.Addr()
+	}
 	b.Run("raw-fetch", func(b *testing.B) {
 		for b.Loop() {
 			b.StopTimer()
