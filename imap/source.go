@@ -56,8 +56,20 @@ type Options struct {
 	// connection with a LimitError. 0 means 16 MiB, enough for the UID
 	// SEARCH result of a folder of a million messages.
 	MaxLineBytes int64
-	// Token returns an app-only access token and its expiry.
+	// Token returns an app-only access token and its expiry, for XOAUTH2.
 	Token func(ctx context.Context) (string, time.Time, error)
+	// Password, when set, logs in with a password instead of a token:
+	// AUTHENTICATE PLAIN when the server offers it, else AUTHENTICATE
+	// LOGIN, else the LOGIN command. Username is
+	// the login (Address when empty); when it differs from Address, PLAIN
+	// names Address as the authorization identity (a Dovecot master user,
+	// say), unless it contains MailboxPlaceholder, which is replaced by
+	// Address instead.
+	Username, Password string
+	// StartTLS connects in plaintext (port 143) and upgrades with STARTTLS
+	// before anything else is sent; a server that does not offer it is
+	// refused with ErrNoStartTLS.
+	StartTLS bool
 	// Logger receives state changes; nil means slog.Default().
 	Logger *slog.Logger
 	// DebugWriter receives the raw protocol, credentials included. Never
@@ -111,7 +123,7 @@ type state struct {
 	LastUID     uint32 `json:"last_uid"`
 }
 
-// Open dials opts.Addr, authenticates opts.Address with XOAUTH2 and selects
+// Open dials opts.Addr, authenticates opts.Address (XOAUTH2, or a password) and selects
 // the folder. ctx bounds the whole life of the connection: when it is done
 // the connection is closed.
 func Open(ctx context.Context, opts Options) (*Source, error) {
@@ -161,11 +173,15 @@ func later(a, b time.Time) time.Time {
 }
 
 func (s *Source) connect(ctx context.Context) error {
-	tok, exp, err := s.opts.Token(ctx)
-	if err != nil {
-		return fmt.Errorf("get token: %w", err)
+	var tok string
+	if !s.opts.password() {
+		var exp time.Time
+		var err error
+		if tok, exp, err = s.opts.Token(ctx); err != nil {
+			return fmt.Errorf("get token: %w", err)
+		}
+		s.renewAt = renewal(time.Now(), exp)
 	}
-	s.renewAt = renewal(time.Now(), exp)
 	tc := s.opts.TLSConfig.Clone()
 	if tc == nil {
 		tc = &tls.Config{}
@@ -174,10 +190,9 @@ func (s *Source) connect(ctx context.Context) error {
 		host, _, _ := net.SplitHostPort(s.opts.Addr)
 		tc.ServerName = host
 	}
-	d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: s.opts.ReadTimeout, KeepAlive: 30 * time.Second}, Config: tc}
-	nc, err := d.DialContext(ctx, "tcp", s.opts.Addr)
+	nc, err := s.dial(ctx, tc)
 	if err != nil {
-		return fmt.Errorf("dial %s: %w", s.opts.Addr, err)
+		return err
 	}
 	s.conn = newConn(nc, s.opts.MaxLineBytes)
 	s.c = imapclient.New(s.conn, &imapclient.Options{
@@ -225,7 +240,35 @@ func (s *Source) connect(ctx context.Context) error {
 	return nil
 }
 
+// dial connects to the server over TLS: implicit, or upgraded with
+// STARTTLS.
+func (s *Source) dial(ctx context.Context, tc *tls.Config) (net.Conn, error) {
+	nd := &net.Dialer{Timeout: s.opts.ReadTimeout, KeepAlive: 30 * time.Second}
+	if !s.opts.StartTLS {
+		nc, err := (&tls.Dialer{NetDialer: nd, Config: tc}).DialContext(ctx, "tcp", s.opts.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("dial %s: %w", s.opts.Addr, err)
+		}
+		return nc, nil
+	}
+	nc, err := nd.DialContext(ctx, "tcp", s.opts.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", s.opts.Addr, err)
+	}
+	stop := context.AfterFunc(ctx, func() { nc.Close() })
+	defer stop()
+	t, err := startTLS(ctx, nc, tc, s.opts.ReadTimeout)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("starttls %s: %w", s.opts.Addr, scrub(err))
+	}
+	return t, nil
+}
+
 func (s *Source) authenticate(tok string) error {
+	if s.opts.password() {
+		return s.passwordLogin()
+	}
 	err := s.do("authenticate", func() error { return s.c.Authenticate(NewXOAUTH2Client(s.opts.Address, tok)) })
 	if err == nil {
 		return nil

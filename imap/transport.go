@@ -18,12 +18,17 @@ const Scope = "https://outlook.office365.com/.default"
 const Role = "IMAP.AccessAsApp"
 
 // Transport reaches the mailboxes of one account over IMAP: one
-// connection per mailbox, each authenticated with XOAUTH2. It implements
-// source.Transport and is safe for concurrent use.
+// connection per mailbox, each authenticated with XOAUTH2, or with a
+// password when Password is set. It implements source.Transport and is
+// safe for concurrent use.
 type Transport struct {
-	Addr      string      // host:port, implicit TLS
+	Addr      string      // host:port, implicit TLS unless StartTLS
 	TLSConfig *tls.Config // nil: system roots; shared, never changed
 	Tokens    source.Tokens
+	// Username, Password and StartTLS: see Options. With a password,
+	// Tokens is not used.
+	Username, Password string
+	StartTLS           bool
 	// ReadTimeout, CommandTimeout and MaxLineBytes: see Options; 0 means
 	// the defaults.
 	ReadTimeout    time.Duration
@@ -34,17 +39,28 @@ type Transport struct {
 	poison *poison
 }
 
-// Scope implements source.Transport.
-func (t *Transport) Scope() string { return Scope }
+// Scope implements source.Transport: "" with a password (no token).
+func (t *Transport) Scope() string {
+	if t.Password != "" {
+		return ""
+	}
+	return Scope
+}
 
-// Role implements source.Transport.
-func (t *Transport) Role() string { return Role }
+// Role implements source.Transport: "" with a password.
+func (t *Transport) Role() string {
+	if t.Password != "" {
+		return ""
+	}
+	return Role
+}
 
 func (t *Transport) options(mb source.Mailbox, log *slog.Logger) Options {
 	t.once.Do(func() { t.poison = newPoison() })
 	return Options{poison: t.poison,
 		Mailbox: mb, Addr: t.Addr, TLSConfig: t.TLSConfig, Logger: log,
 		ReadTimeout: t.ReadTimeout, CommandTimeout: t.CommandTimeout, MaxLineBytes: t.MaxLineBytes,
+		Username: t.Username, Password: t.Password, StartTLS: t.StartTLS,
 		Token: func(ctx context.Context) (string, time.Time, error) { return t.Tokens.Token(ctx, Scope) },
 	}
 }

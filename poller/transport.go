@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -31,12 +32,19 @@ import (
 // are a's, per scope; push, when not nil, takes Graph's change
 // notifications.
 func newTransport(a *config.Account, hc *http.Client, tc *tls.Config, tokens source.Tokens, push *graph.Push, log *slog.Logger) (source.Transport, error) {
+	if a.Auth == config.AuthPassword && (a.Protocol == "" || a.Protocol == "imap") {
+		user := a.Username
+		if !strings.Contains(user, imap.MailboxPlaceholder) {
+			user = a.Login()
+		}
+		return &imap.Transport{Addr: a.Server, TLSConfig: tc, Username: user, Password: a.Password, StartTLS: a.StartTLS}, nil
+	}
 	if !a.OAuth() {
 		return nil, source.Permanent(fmt.Errorf("account %s: auth %s over %s is not built yet", a.Name, a.Auth, a.Protocol))
 	}
 	switch a.Protocol {
 	case "", "imap":
-		return &imap.Transport{Addr: a.Server, TLSConfig: tc, Tokens: tokens}, nil
+		return &imap.Transport{Addr: a.Server, TLSConfig: tc, Tokens: tokens, StartTLS: a.StartTLS}, nil
 	case "ews":
 		return ews.NewTransport(ews.Options{URL: a.Server, AllowHTTP: a.InsecureHTTP, HTTPClient: hc, Logger: log}, tokens), nil
 	case "graph":
@@ -94,8 +102,15 @@ func (t *Transports) For(a *config.Account) (source.Transport, error) {
 	return acct.tr, nil
 }
 
-// TokenSource is the token source a's transport gets its tokens from.
+// ErrNoTokens: the account logs in with a password, not with tokens.
+var ErrNoTokens = errors.New("the account does not use OAuth tokens")
+
+// TokenSource is the token source a's transport gets its tokens from, or
+// ErrNoTokens.
 func (t *Transports) TokenSource(a *config.Account) (*auth.Source, error) {
+	if !a.OAuth() {
+		return nil, ErrNoTokens
+	}
 	acct, err := t.account(a)
 	if err != nil {
 		return nil, err

@@ -119,6 +119,10 @@ func checkAccount(ctx context.Context, trs *poller.Transports, cfg *config.Confi
 	if err != nil {
 		return []checkRow{{Check: "transport", Target: target, Cause: err.Error(), Fix: "fix the account's tls.ca_file or protocol"}}
 	}
+	if !a.OAuth() {
+		// No token to inspect: the login is tried by each mailbox's probe.
+		return checkMailboxes(ctx, tr, cfg, a, admin, true, timeout)
+	}
 	ts, err := trs.TokenSource(a)
 	if err != nil {
 		r := checkRow{Check: "credentials", Target: target}
@@ -160,6 +164,13 @@ func checkAccount(ctx context.Context, trs *poller.Transports, cfg *config.Confi
 	} else {
 		rows = append(rows, checkRow{Check: "permission", Target: target, OK: true, Detail: role})
 	}
+	return append(rows, checkMailboxes(ctx, tr, cfg, a, admin, permitted, timeout)...)
+}
+
+// checkMailboxes probes a's mailboxes, or marks them skipped when the
+// permission check failed.
+func checkMailboxes(ctx context.Context, tr source.Transport, cfg *config.Config, a *config.Account, admin source.Admin, permitted bool, timeout time.Duration) []checkRow {
+	var rows []checkRow
 	for _, mb := range cfg.Mailboxes() {
 		if mb.Account != a {
 			continue

@@ -51,6 +51,13 @@ type Options struct {
 	// Introspect judges a bearer token: the username to report (any address
 	// of the mailbox's domain) and whether the token is active.
 	Introspect func(token string) (username string, active bool)
+	// MasterUser, when set, is a Dovecot master user (password
+	// Password(MasterUser)) that opens any user's mailbox, logging in as
+	// "<user>*<master>" or with PLAIN's authorization identity.
+	MasterUser string
+	// Mechanisms replaces the SASL mechanisms offered (default
+	// "plain login xoauth2 oauthbearer").
+	Mechanisms string
 }
 
 // Server is a running Dovecot.
@@ -105,7 +112,11 @@ func Start(t testing.TB, opts Options) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	t.Cleanup(func() {
+		if os.Getenv("KEEP_DOVECOT") == "" {
+			os.RemoveAll(dir)
+		}
+	})
 	os.Chmod(dir, 0o755)
 	for _, d := range []string{"run", "state", "log", "ssl", "mail"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
@@ -140,9 +151,19 @@ func Start(t testing.TB, opts Options) *Server {
 		fmt.Fprintf(&users, "%s:{PLAIN}%s::::::\n", strings.ToLower(u), Password(u))
 	}
 	os.WriteFile(filepath.Join(dir, "users"), []byte(users.String()), 0o644)
+	master := ""
+	if opts.MasterUser != "" {
+		os.WriteFile(filepath.Join(dir, "masters"), []byte(fmt.Sprintf("%s:{PLAIN}%s::::::\n", strings.ToLower(opts.MasterUser), Password(opts.MasterUser))), 0o644)
+		master = "auth_master_user_separator = *\npassdb {\n  driver = passwd-file\n  master = yes\n  pass = yes\n  mechanisms = plain login\n  args = scheme=PLAIN username_format=%Lu " + dir + "/masters\n}\n"
+	}
+	mechs := opts.Mechanisms
+	if mechs == "" {
+		mechs = "plain login xoauth2 oauthbearer"
+	}
 
 	imapPort, imapsPort := freePort(t), freePort(t)
-	conf := strings.NewReplacer("@DIR@", dir, "@IMAP_PORT@", fmt.Sprint(imapPort), "@IMAPS_PORT@", fmt.Sprint(imapsPort)).Replace(dovecotConf)
+	conf := strings.NewReplacer("@DIR@", dir, "@IMAP_PORT@", fmt.Sprint(imapPort), "@IMAPS_PORT@", fmt.Sprint(imapsPort),
+		"@MECHANISMS@", mechs, "@MASTER@\n", master).Replace(dovecotConf)
 	oauth := strings.NewReplacer("@URL@", intro.URL+"/introspect").Replace(oauth2Conf)
 	confPath := filepath.Join(dir, "dovecot.conf")
 	os.WriteFile(confPath, []byte(conf), 0o644)
@@ -240,7 +261,7 @@ first_valid_uid = 8
 first_valid_gid = 8
 mail_location = maildir:~/Maildir
 disable_plaintext_auth = no
-auth_mechanisms = plain login xoauth2 oauthbearer
+auth_mechanisms = @MECHANISMS@
 auth_username_format = %Lu
 auth_failure_delay = 0
 service anvil {
@@ -252,6 +273,7 @@ ssl = yes
 ssl_cert = <@DIR@/ssl/cert.pem
 ssl_key = <@DIR@/ssl/key.pem
 ssl_min_protocol = TLSv1.2
+@MASTER@
 passdb {
   driver = passwd-file
   args = scheme=PLAIN username_format=%Lu @DIR@/users

@@ -6,6 +6,7 @@ import (
 
 	goimap "github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-sasl"
 )
 
 // login opens a PLAIN session as user over implicit TLS.
@@ -15,7 +16,11 @@ func (s *Server) login(t testing.TB, user string) *imapclient.Client {
 	if err != nil {
 		t.Fatalf("dial dovecot: %v", err)
 	}
-	if err := c.Login(user, Password(user)).Wait(); err != nil {
+	login := func() error { return c.Login(user, Password(user)).Wait() }
+	if !c.Caps().Has(goimap.AuthCap(sasl.Plain)) { // Dovecot's LOGIN command needs PLAIN
+		login = func() error { return c.Authenticate(sasl.NewLoginClient(user, Password(user))) }
+	}
+	if err := login(); err != nil {
 		c.Close()
 		t.Fatalf("login %s: %v\n%s", user, err, s.Log())
 	}
