@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"testing"
 
 	goimap "github.com/emersion/go-imap/v2"
 
+	"github.com/mailpoller/mailpoller/config"
 	"github.com/mailpoller/mailpoller/internal/dovecottest"
 	"github.com/mailpoller/mailpoller/internal/logtest"
 )
@@ -68,4 +70,70 @@ func TestDovecotEndToEnd(t *testing.T) {
 	}
 	rerunIdle(t, cfg, nc, debugLogger(&logs), len(names))
 	assertNoSecrets(t, logs.String(), env)
+}
+
+// TestDovecotPasswordEndToEnd polls two mailboxes of a real Dovecot with a
+// password account: a master user over STARTTLS, the second mailbox named
+// as PLAIN's authorization identity. The password appears in no log line.
+func TestDovecotPasswordEndToEnd(t *testing.T) {
+	boxes := []string{"support@example.test", "billing@example.test"}
+	srv := dovecottest.Start(t, dovecottest.Options{Users: boxes, MasterUser: "poller",
+		Introspect: func(string) (string, bool) { return "", false }})
+	mail := corpus(t)
+	names := slices.Sorted(maps.Keys(mail))
+	for i, n := range names {
+		srv.Append(t, boxes[i%2], "INBOX", mail[n])
+	}
+	pass := dovecottest.Password("poller")
+	t.Setenv("TEST_IMAP_PASSWORD", pass)
+	y := fmt.Sprintf(`nats: {url: "nats://127.0.0.1:1"}
+http: {listen: ""}
+defaults: {poll_interval: 1s, start_from: all}
+accounts:
+  - name: dovecot
+    protocol: imap
+    auth: password
+    username: poller
+    password: ${TEST_IMAP_PASSWORD}
+    starttls: true
+    server: %s
+    tls: {ca_file: %s}
+    mailbox: %s
+    additional_users: [%s]
+`, srv.PlainAddr, srv.CAFile, boxes[0], boxes[1])
+	cfg, err := config.Parse([]byte(y), "test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc := newNATS(t)
+	var logs logtest.Buffer
+	for _, r := range runOnce(t, cfg, nc, debugLogger(&logs)) {
+		if r.Err != nil {
+			t.Fatalf("%s: %v\n%s", r.Mailbox.Address, r.Err, srv.Log())
+		}
+	}
+	evs := events(t, nc)
+	if len(evs) != len(names) {
+		t.Fatalf("%d events, want %d", len(evs), len(names))
+	}
+	perBox := map[string]int{}
+	for _, ev := range evs {
+		perBox[ev.Data.Mailbox]++
+	}
+	if perBox[boxes[0]] != (len(names)+1)/2 || perBox[boxes[1]] != len(names)/2 {
+		t.Errorf("events per mailbox %v: each mailbox must be read as itself", perBox)
+	}
+	for _, box := range boxes {
+		for uid, flags := range srv.Flags(t, box, "INBOX") {
+			if !slices.Contains(flags, goimap.FlagSeen) {
+				t.Errorf("%s UID %d has flags %v after its event was published, want \\Seen", box, uid, flags)
+			}
+		}
+	}
+	if strings.Contains(logs.String(), pass) {
+		t.Fatal("the IMAP password appears in the logs")
+	}
+	if !strings.Contains(logs.String(), "level=DEBUG") {
+		t.Fatal("no debug lines were logged: the check proves nothing")
+	}
 }
