@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"crypto/subtle"
 	"crypto/tls"
 	"fmt"
 	"net"
@@ -236,17 +237,51 @@ func (s *session) mailbox() string {
 	return s.user
 }
 
+// Login checks a seeded user's password, as Exchange Server's IMAP does
+// with Basic authentication enabled; the session opens the user's own
+// mailbox.
 func (s *session) Login(username, password string) error {
-	return &goimap.Error{Type: goimap.StatusResponseTypeNo, Text: "LOGIN failed."}
+	return s.passwordLogin("", username, password)
 }
 
-func (s *session) AuthenticateMechanisms() []string { return []string{"XOAUTH2"} }
+// passwordLogin opens authzid's mailbox (the user's own when empty) for a
+// seeded user whose password matches and who may open it (FullAccess).
+func (s *session) passwordLogin(authzid, username, password string) error {
+	fail := &goimap.Error{Type: goimap.StatusResponseTypeNo, Text: "LOGIN failed."}
+	u := s.srv.dir.user(username)
+	if u == nil || u.Password == "" || subtle.ConstantTimeCompare([]byte(u.Password), []byte(password)) != 1 {
+		return fail
+	}
+	mailbox := u.Login
+	if authzid != "" {
+		mailbox = authzid
+	}
+	if !u.Opens(mailbox) || !s.srv.store.HasMailbox(mailbox) {
+		return fail
+	}
+	s.mu.Lock()
+	s.user = strings.ToLower(mailbox)
+	s.mu.Unlock()
+	return nil
+}
+
+// AuthenticateMechanisms offers PLAIN beside XOAUTH2 when the seed has
+// users with passwords.
+func (s *session) AuthenticateMechanisms() []string {
+	if s.srv.dir.hasPasswords() {
+		return []string{"XOAUTH2", "PLAIN"}
+	}
+	return []string{"XOAUTH2"}
+}
 
 func (s *session) Authenticate(mech string) (sasl.Server, error) {
-	if !strings.EqualFold(mech, "XOAUTH2") {
-		return nil, &goimap.Error{Type: goimap.StatusResponseTypeNo, Text: authFailedText}
+	switch {
+	case strings.EqualFold(mech, "XOAUTH2"):
+		return &xoauth2Server{s: s}, nil
+	case strings.EqualFold(mech, "PLAIN") && s.srv.dir.hasPasswords():
+		return sasl.NewPlainServer(s.passwordLogin), nil
 	}
-	return &xoauth2Server{s: s}, nil
+	return nil, &goimap.Error{Type: goimap.StatusResponseTypeNo, Text: authFailedText}
 }
 
 // xoauth2Server checks "user=<mailbox>\x01auth=Bearer <token>\x01\x01":

@@ -76,3 +76,53 @@ func dialIMAP(t *testing.T, s *Sim) (*tls.Conn, func() string) {
 	}
 	return conn, line
 }
+
+// TestIMAPPassword logs seeded users in with LOGIN and AUTHENTICATE PLAIN:
+// the own mailbox, another one through PLAIN's authorization identity when
+// the user has FullAccess on it, and refusals for a wrong password or a
+// mailbox without FullAccess.
+func TestIMAPPassword(t *testing.T) {
+	seed := &Seed{
+		Tenants:   []Tenant{{ID: tenant, Domain: "contoso.test"}},
+		Users:     []User{{Login: "svc@contoso.test", Domain: "CONTOSO", Password: "pw-1", Mailboxes: []string{"support@contoso.test"}}},
+		Mailboxes: []MailboxSeed{{Address: "svc@contoso.test"}, {Address: "support@contoso.test", Generate: 2}, {Address: "billing@contoso.test"}},
+	}
+	s, err := Start(context.Background(), seed, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	cmd := func(command string) string {
+		conn, line := dialIMAP(t, s)
+		conn.Write([]byte("A1 " + command + "\r\n"))
+		for {
+			if l := line(); strings.HasPrefix(l, "A1 ") {
+				return l
+			}
+		}
+	}
+	plain := func(authz, user, pass string) string {
+		return "AUTHENTICATE PLAIN " + base64.StdEncoding.EncodeToString([]byte(authz+"\x00"+user+"\x00"+pass))
+	}
+	for _, c := range []struct {
+		command, box string
+		ok           bool
+	}{
+		{"LOGIN svc@contoso.test pw-1", "svc@contoso.test", true},
+		{`LOGIN "CONTOSO\\svc" pw-1`, "svc@contoso.test", true},
+		{"LOGIN svc@contoso.test wrong", "", false},
+		{plain("", "svc", "pw-1"), "svc@contoso.test", true},
+		{plain("support@contoso.test", "svc@contoso.test", "pw-1"), "support@contoso.test", true},
+		{plain("billing@contoso.test", "svc@contoso.test", "pw-1"), "", false},
+		{plain("support@contoso.test", "svc@contoso.test", "pw-2"), "", false},
+	} {
+		before := s.IMAP().Sessions(c.box)
+		got := cmd(c.command)
+		if strings.HasPrefix(got, "A1 OK") != c.ok {
+			t.Errorf("%s: %q, want ok=%v", c.command, got, c.ok)
+		}
+		if c.ok && s.IMAP().Sessions(c.box) != before+1 {
+			t.Errorf("%s: no new session on %s", c.command, c.box)
+		}
+	}
+}

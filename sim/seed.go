@@ -139,6 +139,11 @@ func (d *directory) user(name string) *User {
 	return nil
 }
 
+// hasPasswords reports whether some seeded user has a password.
+func (d *directory) hasPasswords() bool {
+	return slices.ContainsFunc(d.users, func(u User) bool { return u.Password != "" })
+}
+
 // newDirectory gives every app a service principal object id and reads
 // the certificate files the seed names.
 func newDirectory(seed *Seed) (*directory, error) {
