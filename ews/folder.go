@@ -15,14 +15,49 @@ var ErrFolderNotFound = errors.New("folder not found")
 // findFolderPage is the page size of FindFolder (EWSFindCountLimit is 1000).
 const findFolderPage = 500
 
-// FindFolder looks for a folder named displayName anywhere below the
-// mailbox's top of information store (msgfolderroot, deep traversal). The
-// match is exact but case-insensitive; when several folders match, one with
-// the exact case wins, otherwise the result is ambiguous and an error.
-func (c *Client) FindFolder(ctx context.Context, mailbox, displayName string) (FolderID, error) {
+// FindFolder finds the folder name names. A path ("Inbox/Processed")
+// is walked from the top of information store one level at a time
+// (FindFolder with shallow traversal under each parent), its first level
+// a well-known folder (inbox, deleteditems, …) when it is named so, so a
+// folder is named by its place. A name without "/" is looked for anywhere
+// below msgfolderroot (deep traversal) and must be unique. Matches are
+// exact but case-insensitive; when several folders match, one with the
+// exact case wins, otherwise the result is ambiguous and an error.
+func (c *Client) FindFolder(ctx context.Context, mailbox, name string) (FolderID, error) {
+	root := FolderID{Distinguished: "msgfolderroot"}
+	if !strings.Contains(name, "/") {
+		return c.findChild(ctx, mailbox, root, name, true)
+	}
+	levels := strings.Split(strings.Trim(name, "/"), "/")
+	parent := root
+	for i, level := range levels {
+		if i == 0 && wellKnown[strings.ToLower(level)] {
+			parent = FolderID{Distinguished: strings.ToLower(level)}
+			continue
+		}
+		id, err := c.findChild(ctx, mailbox, parent, level, false)
+		if err != nil {
+			if errors.Is(err, ErrFolderNotFound) {
+				return FolderID{}, fmt.Errorf("%w: %q has no folder %q in %s: create it or fix the path", ErrFolderNotFound,
+					strings.Join(levels[:i], "/"), level, mailbox)
+			}
+			return FolderID{}, err
+		}
+		parent = id
+	}
+	return parent, nil
+}
+
+// wellKnown are the DistinguishedFolderId names a path may start with.
+var wellKnown = map[string]bool{"inbox": true, "deleteditems": true, "drafts": true, "sentitems": true,
+	"junkemail": true, "outbox": true, "archivemsgfolderroot": true, "msgfolderroot": true}
+
+// findChild finds the folder called displayName among parent's children
+// (deep: among all its descendants).
+func (c *Client) findChild(ctx context.Context, mailbox string, parent FolderID, displayName string, deep bool) (FolderID, error) {
 	var matches []Folder
 	for offset := 0; ; {
-		page, next, last, err := c.findFolderPage(ctx, mailbox, offset)
+		page, next, last, err := c.findFolderPage(ctx, mailbox, parent, deep, offset)
 		if err != nil {
 			return FolderID{}, fmt.Errorf("find folder %q in %s: %w", displayName, mailbox, err)
 		}
@@ -40,7 +75,7 @@ func (c *Client) FindFolder(ctx context.Context, mailbox, displayName string) (F
 		return matches[0].ID, nil
 	}
 	if len(matches) == 0 {
-		return FolderID{}, fmt.Errorf("%w: no folder is named %q in %s (looked below msgfolderroot): create it or fix the name", ErrFolderNotFound, displayName, mailbox)
+		return FolderID{}, fmt.Errorf("%w: no folder is named %q in %s (looked below %s): create it or fix the name", ErrFolderNotFound, displayName, mailbox, parent)
 	}
 	var exact []Folder
 	for _, f := range matches {
@@ -51,21 +86,26 @@ func (c *Client) FindFolder(ctx context.Context, mailbox, displayName string) (F
 	if len(exact) == 1 {
 		return exact[0].ID, nil
 	}
-	return FolderID{}, fmt.Errorf("%w: %d folders are named %q in %s: rename all but one", ErrFolderNotFound, len(matches), displayName, mailbox)
+	return FolderID{}, fmt.Errorf("%w: %d folders are named %q in %s: write the folder's path from the top (e.g. Inbox/%s) or rename all but one",
+		ErrFolderNotFound, len(matches), displayName, mailbox, displayName)
 }
 
-// findFolderPage returns one page of every folder below msgfolderroot, the
-// offset of the next page and whether this was the last.
-func (c *Client) findFolderPage(ctx context.Context, mailbox string, offset int) ([]Folder, int, bool, error) {
+// findFolderPage returns one page of parent's children (deep: descendants),
+// the offset of the next page and whether this was the last.
+func (c *Client) findFolderPage(ctx context.Context, mailbox string, parent FolderID, deep bool, offset int) ([]Folder, int, bool, error) {
+	traversal := "Shallow"
+	if deep {
+		traversal = "Deep"
+	}
 	r := newRequest(c.opts.Version, mailbox)
-	r.open("m:FindFolder", "Traversal", "Deep")
+	r.open("m:FindFolder", "Traversal", traversal)
 	r.open("m:FolderShape")
 	r.elem("t:BaseShape", "IdOnly")
 	r.fieldURIs("folder:DisplayName")
 	r.close("m:FolderShape")
 	r.empty("m:IndexedPageFolderView", "MaxEntriesReturned", strconv.Itoa(findFolderPage), "Offset", strconv.Itoa(offset), "BasePoint", "Beginning")
 	r.open("m:ParentFolderIds")
-	r.folderID(FolderID{Distinguished: "msgfolderroot"}, mailbox)
+	r.folderID(parent, mailbox)
 	r.close("m:ParentFolderIds")
 	r.close("m:FindFolder")
 	body, err := c.call(ctx, "FindFolder", mailbox, r.bytes())

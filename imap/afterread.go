@@ -25,7 +25,10 @@ func (s *Source) AfterRead(ctx context.Context, items []source.Item) error {
 	case "mark_read":
 		err = s.store(set, goimap.FlagSeen)
 	case "move":
-		err = s.move(set, s.opts.MoveTo)
+		var to string
+		if to, err = s.serverName(s.opts.MoveTo); err == nil {
+			err = s.move(set, to)
+		}
 	case "delete":
 		err = s.remove(set)
 	default:

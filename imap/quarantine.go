@@ -16,8 +16,12 @@ func (s *Source) Quarantine(ctx context.Context, items []source.Item, folder str
 		return nil
 	}
 	defer s.guard(ctx)()
+	folder, err := s.serverName(folder)
+	if err != nil {
+		return err
+	}
 	var list []*goimap.ListData
-	err := s.do("list", func() (err error) { list, err = s.c.List("", folder, nil).Collect(); return err })
+	err = s.do("list", func() (err error) { list, err = s.c.List("", folder, nil).Collect(); return err })
 	if err == nil && len(list) == 0 {
 		if err := s.do("create", func() error { return s.c.Create(folder, nil).Wait() }); err != nil {
 			return fmt.Errorf("create quarantine folder %s: %w", folder, err)

@@ -116,6 +116,8 @@ type Source struct {
 	stop        func() bool
 	changed     chan struct{} // signalled by unilateral EXISTS
 	noUIDPlus   sync.Once     // logs that deletes are left to the server
+	delim       rune          // the server's hierarchy delimiter; 0: not asked yet
+	folder      string        // opts.Folder as the server names it
 }
 
 type state struct {
@@ -212,9 +214,12 @@ func (s *Source) connect(ctx context.Context) error {
 	if err := s.authenticate(tok); err != nil {
 		return err
 	}
+	if s.folder, err = s.serverName(s.opts.Folder); err != nil {
+		return err
+	}
 	var sel *goimap.SelectData
 	err = s.do("select", func() (err error) {
-		sel, err = s.c.Select(s.opts.Folder, &goimap.SelectOptions{ReadOnly: s.opts.AfterRead == "none"}).Wait()
+		sel, err = s.c.Select(s.folder, &goimap.SelectOptions{ReadOnly: s.opts.AfterRead == "none"}).Wait()
 		return err
 	})
 	if err != nil {
@@ -289,7 +294,7 @@ func (s *Source) authenticate(tok string) error {
 func (s *Source) learnUIDs() error {
 	var st *goimap.StatusData
 	err := s.do("status", func() (err error) {
-		st, err = s.c.Status(s.opts.Folder, &goimap.StatusOptions{UIDNext: true, UIDValidity: true}).Wait()
+		st, err = s.c.Status(s.folder, &goimap.StatusOptions{UIDNext: true, UIDValidity: true}).Wait()
 		return err
 	})
 	var ie *goimap.Error
@@ -353,8 +358,12 @@ func (s *Source) caps() goimap.CapSet {
 }
 
 func (s *Source) checkFolder(name string) error {
+	name, err := s.serverName(name)
+	if err != nil {
+		return err
+	}
 	var list []*goimap.ListData
-	err := s.do("list", func() (err error) {
+	err = s.do("list", func() (err error) {
 		list, err = s.c.List("", name, nil).Collect()
 		return err
 	})

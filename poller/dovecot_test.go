@@ -74,7 +74,9 @@ func TestDovecotEndToEnd(t *testing.T) {
 
 // TestDovecotPasswordEndToEnd polls two mailboxes of a real Dovecot with a
 // password account: a master user over STARTTLS, the second mailbox named
-// as PLAIN's authorization identity. The password appears in no log line.
+// as PLAIN's authorization identity, handled mail moved to the folder
+// path Inbox/Processed (INBOX.Processed: Dovecot's delimiter is a dot).
+// The password appears in no log line.
 func TestDovecotPasswordEndToEnd(t *testing.T) {
 	boxes := []string{"support@example.test", "billing@example.test"}
 	srv := dovecottest.Start(t, dovecottest.Options{Users: boxes, MasterUser: "poller",
@@ -84,11 +86,14 @@ func TestDovecotPasswordEndToEnd(t *testing.T) {
 	for i, n := range names {
 		srv.Append(t, boxes[i%2], "INBOX", mail[n])
 	}
+	for _, box := range boxes {
+		srv.Create(t, box, "INBOX.Processed")
+	}
 	pass := dovecottest.Password("poller")
 	t.Setenv("TEST_IMAP_PASSWORD", pass)
 	y := fmt.Sprintf(`nats: {url: "nats://127.0.0.1:1"}
 http: {listen: ""}
-defaults: {poll_interval: 1s, start_from: all}
+defaults: {poll_interval: 1s, start_from: all, after_read: move, move_to: Inbox/Processed}
 accounts:
   - name: dovecot
     protocol: imap
@@ -124,10 +129,8 @@ accounts:
 		t.Errorf("events per mailbox %v: each mailbox must be read as itself", perBox)
 	}
 	for _, box := range boxes {
-		for uid, flags := range srv.Flags(t, box, "INBOX") {
-			if !slices.Contains(flags, goimap.FlagSeen) {
-				t.Errorf("%s UID %d has flags %v after its event was published, want \\Seen", box, uid, flags)
-			}
+		if left, moved := len(srv.Flags(t, box, "INBOX")), len(srv.Flags(t, box, "INBOX.Processed")); left != 0 || moved != perBox[box] {
+			t.Errorf("%s: %d left in INBOX, %d in INBOX.Processed; want 0, %d", box, left, moved, perBox[box])
 		}
 	}
 	if strings.Contains(logs.String(), pass) {

@@ -78,3 +78,14 @@ func (s *Server) UIDValidity(t testing.TB, user, folder string) uint32 {
 	}
 	return sel.UIDValidity
 }
+
+// Create makes a folder in user's mailbox (a name in the server's own
+// hierarchy, e.g. "INBOX.Processed").
+func (s *Server) Create(t testing.TB, user, folder string) {
+	t.Helper()
+	c := s.login(t, user)
+	defer c.Close()
+	if err := c.Create(folder, nil).Wait(); err != nil {
+		t.Fatalf("create %s/%s: %v", user, folder, err)
+	}
+}
