@@ -72,6 +72,31 @@ type Options struct {
 	Logger *slog.Logger
 	// Version is sent as RequestServerVersion; default Exchange2013_SP1.
 	Version string
+	// Login, when set, authenticates every request with a username and
+	// password instead of a token (on-premises Exchange); Token and
+	// OnUnauthorized are then not used.
+	Login *Login
+	// Delegate leaves the ExchangeImpersonation header out: the login
+	// opens other mailboxes through its own permissions on them
+	// (FullAccess), not through the ApplicationImpersonation role.
+	Delegate bool
+}
+
+// Login is a username and password for Basic or NTLM authentication.
+type Login struct {
+	// Username is DOMAIN\user or user@domain (a UPN).
+	Username, Password string
+	// NTLM negotiates NTLM (Windows authentication) with
+	// github.com/Azure/go-ntlmssp instead of sending Basic credentials.
+	NTLM bool
+}
+
+// scheme names the login's authentication scheme.
+func (l *Login) scheme() string {
+	if l.NTLM {
+		return "NTLM"
+	}
+	return "Basic"
 }
 
 // Client sends EWS requests. NewClient does no I/O; a Client is safe for
@@ -114,6 +139,15 @@ func NewClient(opts Options) *Client {
 	}
 	c := &Client{opts: opts, sem: make(chan struct{}, opts.MaxInFlight), log: log}
 	c.hc, c.stream = derive(opts.HTTPClient)
+	if opts.Login != nil && opts.Login.NTLM {
+		for _, hc := range []*http.Client{c.hc, c.stream} {
+			base := hc.Transport
+			if base == nil {
+				base = http.DefaultTransport
+			}
+			hc.Transport = newNTLMPool(base)
+		}
+	}
 	c.err = checkURL(opts.URL, opts.AllowHTTP)
 	if opts.AllowHTTP {
 		log.Warn("insecure_http is set: the EWS server may be plain http on loopback; for tests only, never in production",
@@ -181,12 +215,9 @@ func (c *Client) callLimit(ctx context.Context, op, mailbox string, body []byte,
 	}
 	defer func() { <-c.sem }()
 
-	if c.opts.Token == nil {
-		return nil, errors.New("ews: Options.Token is nil")
-	}
-	tok, err := c.opts.Token(ctx)
+	tok, err := c.token(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("get token: %w", err)
+		return nil, err
 	}
 	start := time.Now()
 	resp, err := c.post(ctx, c.hc, mailbox, tok, body)
@@ -201,7 +232,23 @@ func (c *Client) callLimit(ctx context.Context, op, mailbox string, body []byte,
 	return n, err
 }
 
-// post sends one request with the token. A redirect is not followed: it
+// token is the bearer token for the next request, "" with a Login.
+func (c *Client) token(ctx context.Context) (string, error) {
+	if c.opts.Login != nil {
+		return "", nil
+	}
+	if c.opts.Token == nil {
+		return "", errors.New("ews: Options.Token is nil")
+	}
+	tok, err := c.opts.Token(ctx)
+	if err != nil {
+		return "", fmt.Errorf("get token: %w", err)
+	}
+	return tok, nil
+}
+
+// post sends one request with the token (or the login's credentials,
+// which go-ntlmssp turns into an NTLM handshake). A redirect is not followed: it
 // comes back as a *ResponseError naming where the server pointed.
 func (c *Client) post(ctx context.Context, hc *http.Client, mailbox, tok string, body []byte) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.opts.URL, bytes.NewReader(body))
@@ -210,7 +257,11 @@ func (c *Client) post(ctx context.Context, hc *http.Client, mailbox, tok string,
 	}
 	req.Header.Set("Content-Type", "text/xml; charset=utf-8")
 	req.Header.Set("Accept", "text/xml")
-	req.Header.Set("Authorization", "Bearer "+tok)
+	if l := c.opts.Login; l != nil {
+		req.SetBasicAuth(l.Username, l.Password)
+	} else {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
 	req.Header.Set("X-AnchorMailbox", mailbox)
 	resp, err := hc.Do(req)
 	if err != nil {
@@ -255,6 +306,8 @@ func (c *Client) response(resp *http.Response, tok string, body io.Reader) (*nod
 	rawDiag := resp.Header.Get("X-Ms-Diagnostics")
 	diag := redact.Secrets(rawDiag)
 	switch st := resp.StatusCode; {
+	case st == http.StatusUnauthorized && c.opts.Login != nil:
+		return nil, loginRefused(c.opts.Login, resp.Header.Values("WWW-Authenticate"))
 	case st == http.StatusUnauthorized:
 		c.unauthorized(tok)
 		return nil, unauthorized(rawDiag, diag)

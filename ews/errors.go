@@ -115,6 +115,9 @@ var transientCodes = map[string]bool{
 // permanentCodes are response codes only an admin (or a config change) can
 // fix.
 var permanentCodes = map[string]bool{
+	"LoginRefused":                                true,
+	"WindowsAuthOff":                              true,
+	"BasicAuthOff":                                true,
 	"ErrorNonExistentMailbox":                     true,
 	"ErrorImpersonateUserDenied":                  true,
 	"ErrorAccessDenied":                           true,
@@ -194,9 +197,12 @@ func (e *ResponseError) RetryAfter() (time.Duration, bool) {
 // Fix implements source.Fixer: the admin step for the errors only an admin
 // can fix, "" for the others.
 func (e *ResponseError) Fix(a source.Admin) string {
-	clientID := a.ClientID
+	clientID, mailbox := a.ClientID, a.Mailbox
 	if clientID == "" {
 		clientID = "<client id>"
+	}
+	if mailbox == "" {
+		mailbox = "<mailbox>"
 	}
 	switch e.Code {
 	case "Unauthorized":
@@ -208,7 +214,19 @@ func (e *ResponseError) Fix(a source.Admin) string {
 	case "ErrorNonExistentMailbox":
 		return "no mailbox with this address: check the address (use the primary SMTP address)"
 	case "ErrorImpersonateUserDenied", "ErrorAccessDenied":
-		return "the app may not open this mailbox: check full_access_as_app and any RBAC for Applications scope or application access policy that limits it"
+		return "the app may not open this mailbox: check full_access_as_app and any RBAC for Applications scope or application access policy that limits it. " +
+			"With a service account on Exchange Server: impersonation needs New-ManagementRoleAssignment -Name mailpoller-impersonation " +
+			"-Role ApplicationImpersonation -User <service account>; access: delegate needs Add-MailboxPermission -Identity " + mailbox +
+			" -User <service account> -AccessRights FullAccess"
+	case "LoginRefused":
+		return "check username (DOMAIN\\user or user@domain) and password (or password_file); the account may be locked or its password expired. " +
+			"mailpoller does not retry a refused password, so it cannot lock the account out"
+	case "WindowsAuthOff":
+		return "turn Windows authentication on for EWS (Set-WebServicesVirtualDirectory -Identity \"<server>\\EWS (Default Web Site)\" -WindowsAuthentication $true), " +
+			"or use auth: basic if Basic is on"
+	case "BasicAuthOff":
+		return "Basic authentication is disabled on the EWS virtual directory: use auth: ntlm, or turn it on " +
+			"(Set-WebServicesVirtualDirectory -Identity \"<server>\\EWS (Default Web Site)\" -BasicAuthentication $true; only over HTTPS)"
 	}
 	return ""
 }

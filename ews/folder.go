@@ -97,7 +97,7 @@ func (c *Client) findFolderPage(ctx context.Context, mailbox string, parent Fold
 	if deep {
 		traversal = "Deep"
 	}
-	r := newRequest(c.opts.Version, mailbox)
+	r := c.newRequest(mailbox)
 	r.open("m:FindFolder", "Traversal", traversal)
 	r.open("m:FolderShape")
 	r.elem("t:BaseShape", "IdOnly")
@@ -161,7 +161,7 @@ func folder(f *node) Folder {
 // GetFolder returns the folder's id, display name and counts. It is the
 // cheapest call that proves the app may open the mailbox.
 func (c *Client) GetFolder(ctx context.Context, mailbox string, f FolderID) (*Folder, error) {
-	r := newRequest(c.opts.Version, mailbox)
+	r := c.newRequest(mailbox)
 	r.open("m:GetFolder")
 	r.open("m:FolderShape")
 	r.elem("t:BaseShape", "Default")

@@ -50,7 +50,7 @@ func (c *Client) GetItemsHeaders(ctx context.Context, mailbox string, ids []Item
 // getItems sends one GetItem for ids, accepting a response of up to limit
 // bytes.
 func (c *Client) getItems(ctx context.Context, mailbox string, ids []ItemID, mime bool, limit int64) ([]MIMEItem, error) {
-	r := newRequest(c.opts.Version, mailbox)
+	r := c.newRequest(mailbox)
 	r.open("m:GetItem")
 	r.open("m:ItemShape")
 	r.elem("t:BaseShape", "IdOnly")

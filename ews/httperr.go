@@ -97,3 +97,40 @@ func retryAfter(h http.Header, now time.Time) time.Duration {
 	}
 	return 0
 }
+
+// loginRefused builds the error for HTTP 401 to a request with a
+// username and password: the scheme switched off on the EWS virtual
+// directory (it is not among the schemes the server offers), or the
+// credentials refused. offered is the answer's WWW-Authenticate values.
+func loginRefused(l *Login, offered []string) *ResponseError {
+	has := func(schemes ...string) bool {
+		for _, o := range offered {
+			name, _, _ := strings.Cut(strings.TrimSpace(o), " ")
+			for _, s := range schemes {
+				if strings.EqualFold(name, s) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	var list []string
+	for _, o := range offered {
+		name, _, _ := strings.Cut(strings.TrimSpace(o), " ")
+		list = append(list, name)
+	}
+	say := "the server offers " + strings.Join(list, ", ")
+	if len(list) == 0 {
+		say = "the server named no authentication scheme"
+	}
+	switch {
+	case l.NTLM && !has("NTLM", "Negotiate"):
+		return &ResponseError{Class: "HTTP", Code: "WindowsAuthOff", HTTPStatus: http.StatusUnauthorized,
+			Message: "the EWS virtual directory does not offer NTLM (Windows authentication is off; " + say + ")"}
+	case !l.NTLM && !has("Basic"):
+		return &ResponseError{Class: "HTTP", Code: "BasicAuthOff", HTTPStatus: http.StatusUnauthorized,
+			Message: "the EWS virtual directory does not offer Basic authentication (" + say + ")"}
+	}
+	return &ResponseError{Class: "HTTP", Code: "LoginRefused", HTTPStatus: http.StatusUnauthorized,
+		Message: "Exchange refused the username and password (" + l.scheme() + ")"}
+}

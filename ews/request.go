@@ -11,18 +11,31 @@ type request struct {
 	b strings.Builder
 }
 
-// newRequest starts an envelope with the app-only SOAP header.
+// newRequest starts an envelope with the SOAP header that impersonates
+// mailbox.
 func newRequest(version, mailbox string) *request {
+	return startRequest(version, mailbox, true)
+}
+
+// newRequest starts an envelope for mailbox, impersonating it unless the
+// client uses delegate access.
+func (c *Client) newRequest(mailbox string) *request {
+	return startRequest(c.opts.Version, mailbox, !c.opts.Delegate)
+}
+
+func startRequest(version, mailbox string, impersonate bool) *request {
 	r := &request{}
 	r.b.WriteString(`<?xml version="1.0" encoding="utf-8"?>` + "\n")
 	r.b.WriteString(`<soap:Envelope xmlns:soap="` + nsSOAP + `" xmlns:m="` + nsMessages + `" xmlns:t="` + nsTypes + `">`)
 	r.b.WriteString(`<soap:Header>`)
 	r.empty("t:RequestServerVersion", "Version", version)
-	r.open("t:ExchangeImpersonation")
-	r.open("t:ConnectingSID")
-	r.elem("t:PrimarySmtpAddress", mailbox)
-	r.close("t:ConnectingSID")
-	r.close("t:ExchangeImpersonation")
+	if impersonate {
+		r.open("t:ExchangeImpersonation")
+		r.open("t:ConnectingSID")
+		r.elem("t:PrimarySmtpAddress", mailbox)
+		r.close("t:ConnectingSID")
+		r.close("t:ExchangeImpersonation")
+	}
 	r.b.WriteString(`</soap:Header><soap:Body>`)
 	return r
 }

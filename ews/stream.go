@@ -15,7 +15,7 @@ import (
 // Subscribe opens a streaming notification subscription on folder for new
 // mail (NewMailEvent, CreatedEvent) and returns its SubscriptionId.
 func (c *Client) Subscribe(ctx context.Context, mailbox string, folder FolderID) (string, error) {
-	r := newRequest(c.opts.Version, mailbox)
+	r := c.newRequest(mailbox)
 	r.open("m:Subscribe")
 	r.open("m:StreamingSubscriptionRequest")
 	r.open("t:FolderIds")
@@ -91,19 +91,16 @@ func (c *Client) Stream(ctx context.Context, mailbox, subscriptionID string, lim
 		return err
 	}
 
-	r := newRequest(c.opts.Version, mailbox)
+	r := c.newRequest(mailbox)
 	r.open("m:GetStreamingEvents")
 	r.open("m:SubscriptionIds")
 	r.elem("t:SubscriptionId", subscriptionID)
 	r.close("m:SubscriptionIds")
 	r.elem("m:ConnectionTimeout", strconv.Itoa(minutes))
 	r.close("m:GetStreamingEvents")
-	if c.opts.Token == nil {
-		return errors.New("ews: Options.Token is nil")
-	}
-	tok, err := c.opts.Token(ctx)
+	tok, err := c.token(ctx)
 	if err != nil {
-		return ended(fmt.Errorf("get token: %w", err))
+		return ended(err)
 	}
 	resp, err := c.post(ctx, c.stream, mailbox, tok, r.bytes())
 	if err != nil {

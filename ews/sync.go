@@ -18,7 +18,7 @@ var syncProperties = []string{"item:DateTimeReceived", "item:Size", "message:IsR
 // An invalid syncState is reported as ErrInvalidSyncStateData.
 func (c *Client) SyncFolderItems(ctx context.Context, mailbox string, folder FolderID, syncState string, maxChanges int) (*SyncResult, error) {
 	maxChanges = min(512, max(1, maxChanges))
-	r := newRequest(c.opts.Version, mailbox)
+	r := c.newRequest(mailbox)
 	r.open("m:SyncFolderItems")
 	r.open("m:ItemShape")
 	r.elem("t:BaseShape", "IdOnly")

@@ -16,31 +16,46 @@ const Scope = "https://outlook.office365.com/.default"
 const Role = "full_access_as_app"
 
 // Transport reaches the mailboxes of one account over EWS, impersonating
-// each. Its one Client carries the account's limit of requests in flight.
-// It implements source.Transport and is safe for concurrent use.
+// each (or with delegate access). Its one Client carries the account's
+// limit of requests in flight. It implements source.Transport and is safe
+// for concurrent use.
 type Transport struct {
-	c *Client
+	c     *Client
+	scope string // "" with a Login
 }
 
 // NewTransport returns the transport of one account: opts for its Client,
-// whose Token and OnUnauthorized come from tokens.
-func NewTransport(opts Options, tokens source.Tokens) *Transport {
+// whose Token and OnUnauthorized come from tokens unless opts has a Login.
+// Tokens are for scope ("" means Scope: Exchange Online; hybrid modern
+// auth names the on-premises resource, "https://mail.contoso.com/.default").
+func NewTransport(opts Options, tokens source.Tokens, scope string) *Transport {
+	if opts.Login != nil {
+		return &Transport{c: NewClient(opts)}
+	}
+	if scope == "" {
+		scope = Scope
+	}
 	opts.Token = func(ctx context.Context) (string, error) {
-		tok, _, err := tokens.Token(ctx, Scope)
+		tok, _, err := tokens.Token(ctx, scope)
 		return tok, err
 	}
-	opts.OnUnauthorized = func(tok string) { tokens.Invalidate(Scope, tok) }
-	return &Transport{c: NewClient(opts)}
+	opts.OnUnauthorized = func(tok string) { tokens.Invalidate(scope, tok) }
+	return &Transport{c: NewClient(opts), scope: scope}
 }
 
 // Client is the transport's EWS client.
 func (t *Transport) Client() *Client { return t.c }
 
-// Scope implements source.Transport.
-func (t *Transport) Scope() string { return Scope }
+// Scope implements source.Transport: "" with a Login.
+func (t *Transport) Scope() string { return t.scope }
 
-// Role implements source.Transport.
-func (t *Transport) Role() string { return Role }
+// Role implements source.Transport: "" with a Login.
+func (t *Transport) Role() string {
+	if t.scope == "" {
+		return ""
+	}
+	return Role
+}
 
 // Open implements source.Transport.
 func (t *Transport) Open(ctx context.Context, mb source.Mailbox, log *slog.Logger) (source.Source, error) {

@@ -83,7 +83,7 @@ func (c *Client) batched(ctx context.Context, op, mailbox string, ids []ItemID, 
 	var errs []error
 	for start := 0; start < len(ids); start += actionBatch {
 		batch := ids[start:min(start+actionBatch, len(ids))]
-		r := newRequest(c.opts.Version, mailbox)
+		r := c.newRequest(mailbox)
 		build(r, batch)
 		body, err := c.call(ctx, op, mailbox, r.bytes())
 		if err != nil {

@@ -39,14 +39,23 @@ func newTransport(a *config.Account, hc *http.Client, tc *tls.Config, tokens sou
 		}
 		return &imap.Transport{Addr: a.Server, TLSConfig: tc, Username: user, Password: a.Password, StartTLS: a.StartTLS}, nil
 	}
+	if a.Protocol == "ews" {
+		opts := ews.Options{URL: a.Server, AllowHTTP: a.InsecureHTTP, HTTPClient: hc, Logger: log, Delegate: a.Access == config.AccessDelegate}
+		if !a.OAuth() {
+			opts.Login = &ews.Login{Username: a.Login(), Password: a.Password, NTLM: a.Auth == config.AuthNTLM}
+		}
+		scope := ""
+		if a.Resource != "" {
+			scope = strings.TrimRight(a.Resource, "/") + "/.default"
+		}
+		return ews.NewTransport(opts, tokens, scope), nil
+	}
 	if !a.OAuth() {
 		return nil, source.Permanent(fmt.Errorf("account %s: auth %s over %s is not built yet", a.Name, a.Auth, a.Protocol))
 	}
 	switch a.Protocol {
 	case "", "imap":
 		return &imap.Transport{Addr: a.Server, TLSConfig: tc, Tokens: tokens, StartTLS: a.StartTLS}, nil
-	case "ews":
-		return ews.NewTransport(ews.Options{URL: a.Server, AllowHTTP: a.InsecureHTTP, HTTPClient: hc, Logger: log}, tokens), nil
 	case "graph":
 		return graph.NewTransport(graph.Options{URL: a.Server, AllowHTTP: a.InsecureHTTP, HTTPClient: hc, Logger: log, Push: push}, tokens), nil
 	}

@@ -33,6 +33,30 @@ type EWSServer struct {
 	faults ewsFaults
 	subs   map[string]subscription // streaming subscriptions by id
 	reqs   map[string]int          // requests by operation name
+
+	// The virtual directory's authentication methods besides OAuth (see
+	// BasicAuth, WindowsAuth), and the NTLM logins of connections.
+	noBasic, noWindows bool
+	ntlm               ntlmConns
+}
+
+// BasicAuth switches Basic authentication of the EWS virtual directory on
+// (the default) or off, as Set-WebServicesVirtualDirectory
+// -BasicAuthentication does: when off, a 401 carries no Basic challenge
+// and Basic credentials are refused.
+func (s *EWSServer) BasicAuth(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.noBasic = !on
+}
+
+// WindowsAuth switches NTLM (Windows authentication, offered as Negotiate
+// and NTLM) on (the default) or off, as Set-WebServicesVirtualDirectory
+// -WindowsAuthentication does.
+func (s *EWSServer) WindowsAuth(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.noWindows = !on
 }
 
 // ewsFaults are the faults injected per mailbox (lower-case address) or
@@ -88,12 +112,6 @@ func (s *EWSServer) Busy(mailbox string, n int, backoff time.Duration) {
 	s.faults.busyMs[m] = int(backoff / time.Millisecond)
 }
 
-// unauthorized answers 401 with Exchange's x-ms-diagnostics header.
-func unauthorized(w http.ResponseWriter, diagnostics string) {
-	w.Header().Set("x-ms-diagnostics", diagnostics)
-	w.WriteHeader(http.StatusUnauthorized)
-}
-
 func (s *EWSServer) blocked(clientID string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -127,19 +145,27 @@ func (s *EWSServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	c, err := s.tokens.Verify(tok, exchangeResource)
-	switch {
-	case ok && errors.Is(err, errAudience):
-		unauthorized(w, fmt.Sprintf(diagAudience, c.Audience))
-		return
-	case !ok || err != nil || !slices.Contains(c.Roles, "full_access_as_app"):
-		unauthorized(w, diagNoRoles)
+	user, handled := s.userLogin(w, r)
+	if handled {
 		return
 	}
-	if s.blocked(c.AppID) {
-		writeFault(w, "ErrorAccessDenied", "Access is denied. EWS is disabled for this application by the organization's EwsEnabled and EwsAllowedAppIDs settings.", 0)
-		return
+	var c *Claims
+	if user == nil {
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		var err error
+		c, err = s.tokens.Verify(tok, exchangeResource)
+		switch {
+		case ok && errors.Is(err, errAudience):
+			s.challenge(w, r, fmt.Sprintf(diagAudience, c.Audience), "", "")
+			return
+		case !ok || err != nil || !slices.Contains(c.Roles, "full_access_as_app"):
+			s.challenge(w, r, diagNoRoles, "", "")
+			return
+		}
+		if s.blocked(c.AppID) {
+			writeFault(w, "ErrorAccessDenied", "Access is denied. EWS is disabled for this application by the organization's EwsEnabled and EwsAllowedAppIDs settings.", 0)
+			return
+		}
 	}
 	doc, err := parseXML(io.LimitReader(r.Body, 32<<20))
 	env := doc.child("Envelope")
@@ -154,6 +180,10 @@ func (s *EWSServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			mailbox = strings.ToLower(strings.TrimSpace(n.text))
 		}
 	}
+	delegate := user != nil && mailbox == ""
+	if delegate {
+		mailbox = s.delegateMailbox(user, env.child("Body").kids[0])
+	}
 	switch {
 	case mailbox == "":
 		writeFault(w, "ErrorInvalidExchangeImpersonationHeaderData", "ExchangeImpersonation SOAP header must be present for this type of OAuth token.", 0)
@@ -161,7 +191,13 @@ func (s *EWSServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case !s.store.HasMailbox(mailbox):
 		writeFault(w, "ErrorNonExistentMailbox", "The SMTP address has no mailbox associated with it.", 0)
 		return
-	case !s.dir.allowed(c, "full_access_as_app", mailbox, s.store):
+	case delegate && !user.Opens(mailbox):
+		writeFault(w, "ErrorAccessDenied", "Access is denied. Check credentials and try again.", 0)
+		return
+	case user != nil && !delegate && !user.Impersonation:
+		writeFault(w, "ErrorImpersonateUserDenied", "The account does not have permission to impersonate the requested user.", 0)
+		return
+	case user == nil && !s.dir.allowed(c, "full_access_as_app", mailbox, s.store):
 		writeFault(w, "ErrorImpersonateUserDenied", "The account does not have permission to impersonate the requested user.", 0)
 		return
 	}
@@ -189,7 +225,7 @@ func (s *EWSServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "GetFolder":
 		msgs = s.ewsGetFolder(mailbox, op)
 	case "FindFolder":
-		msgs = s.ewsFindFolder(mailbox)
+		msgs = s.ewsFindFolder(mailbox, op)
 	case "SyncFolderItems":
 		msgs = s.ewsSync(mailbox, op)
 	case "GetItem":

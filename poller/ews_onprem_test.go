@@ -1,0 +1,138 @@
+package poller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/mailpoller/mailpoller/config"
+	"github.com/mailpoller/mailpoller/ews"
+	"github.com/mailpoller/mailpoller/internal/logtest"
+	"github.com/mailpoller/mailpoller/sim"
+	"github.com/mailpoller/mailpoller/source"
+)
+
+const onPremPassword = "Winter-2026!"
+
+// newOnPremEnv is a simulator seeded like an Exchange Server: two
+// mailboxes, a service account with FullAccess on both (delegate), and
+// one with the ApplicationImpersonation role.
+func newOnPremEnv(t *testing.T) *simEnv {
+	t.Helper()
+	boxes := []string{"support@contoso.test", "billing@contoso.test"}
+	seed := &sim.Seed{
+		Tenants: []sim.Tenant{{ID: testTenant, Domain: "contoso.test"}},
+		Users: []sim.User{
+			{Login: "svc@contoso.test", Domain: "CONTOSO", Password: onPremPassword, Mailboxes: boxes},
+			{Login: "imp@contoso.test", Domain: "CONTOSO", Password: onPremPassword, Impersonation: true},
+		},
+	}
+	for _, b := range boxes {
+		seed.Mailboxes = append(seed.Mailboxes, sim.MailboxSeed{Address: b})
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	s, err := sim.Start(ctx, seed, &sim.Options{CADir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return &simEnv{sim: s, ep: s.Endpoints(), boxes: boxes}
+}
+
+// onPremConfig is an EWS account with a username and password.
+func (e *simEnv) onPremConfig(t *testing.T, auth, username, access string) *config.Config {
+	t.Helper()
+	t.Setenv("TEST_EWS_PASSWORD", onPremPassword)
+	y := fmt.Sprintf(`nats: {url: "nats://127.0.0.1:1"}
+http: {listen: ""}
+defaults: {poll_interval: 1s, start_from: all}
+accounts:
+  - name: onprem
+    protocol: ews
+    auth: %s
+    username: '%s'
+    password: ${TEST_EWS_PASSWORD}
+    access: %s
+    server: %s
+    tls: {ca_file: %s}
+    mailbox: %s
+    additional_users: [%s]
+`, auth, username, access, e.ep.EWS, e.ep.CAFile, e.boxes[0], e.boxes[1])
+	cfg, err := config.Parse([]byte(y), "test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// TestEWSOnPremises reads both mailboxes over EWS with NTLM (delegate
+// access through FullAccess) and with Basic (impersonation), marks the
+// mail read, and logs no password.
+func TestEWSOnPremises(t *testing.T) {
+	for _, c := range []struct{ auth, username, access string }{
+		{"ntlm", `CONTOSO\svc`, "delegate"},
+		{"ntlm", "svc@contoso.test", "delegate"},
+		{"basic", "imp@contoso.test", "impersonation"},
+	} {
+		t.Run(c.auth+"/"+c.access+"/"+strings.ReplaceAll(c.username, `\`, "_"), func(t *testing.T) {
+			env := newOnPremEnv(t)
+			want := len(env.deliverCorpus(t))
+			nc := newNATS(t)
+			var logs logtest.Buffer
+			runAll(t, env.onPremConfig(t, c.auth, c.username, c.access), nc, debugLogger(&logs))
+			if n := len(events(t, nc)); n != want {
+				t.Fatalf("%d events, want %d", n, want)
+			}
+			for _, box := range env.boxes {
+				msgs, _ := env.sim.Store().Messages(box, "INBOX")
+				for _, m := range msgs {
+					if !m.Seen() {
+						t.Errorf("%s UID %d not marked read", box, m.UID)
+					}
+				}
+			}
+			if strings.Contains(logs.String(), onPremPassword) {
+				t.Fatal("the password appears in the logs")
+			}
+		})
+	}
+}
+
+// TestEWSOnPremisesRefusals: each on-premises refusal ends as a permanent
+// error whose fix names the admin step.
+func TestEWSOnPremisesRefusals(t *testing.T) {
+	env := newOnPremEnv(t)
+	cases := []struct {
+		name               string
+		prepare            func()
+		auth, user, access string
+		want               string // in the error
+		fix                string // in the fix
+	}{
+		{"basic off", func() { env.sim.EWS().BasicAuth(false) }, "basic", "imp@contoso.test", "impersonation",
+			"does not offer Basic", "-BasicAuthentication $true"},
+		{"windows auth off", func() { env.sim.EWS().BasicAuth(true); env.sim.EWS().WindowsAuth(false) }, "ntlm", `CONTOSO\svc`, "delegate",
+			"does not offer NTLM", "-WindowsAuthentication $true"},
+		{"wrong password", func() { env.sim.EWS().WindowsAuth(true) }, "ntlm", `CONTOSO\nobody`, "delegate",
+			"refused the username and password", "password_file"},
+		{"no impersonation right", func() {}, "basic", "svc@contoso.test", "impersonation",
+			"ErrorImpersonateUserDenied", "ApplicationImpersonation"},
+	}
+	for _, c := range cases {
+		c.prepare()
+		cfg := env.onPremConfig(t, c.auth, c.user, c.access)
+		cfg.Accounts[0].AdditionalUsers = nil
+		res := runOnce(t, cfg, newNATS(t), debugLogger(&logtest.Buffer{}))
+		err := res[0].Err
+		if err == nil || !errors.Is(err, source.ErrPermanent) || !strings.Contains(err.Error(), c.want) {
+			t.Fatalf("%s: %v; want a permanent error with %q", c.name, err, c.want)
+		}
+		var re *ews.ResponseError
+		if !errors.As(err, &re) || !strings.Contains(re.Fix(source.Admin{Mailbox: env.boxes[0]}), c.fix) {
+			t.Errorf("%s: fix %q lacks %q", c.name, re.Fix(source.Admin{}), c.fix)
+		}
+	}
+}
