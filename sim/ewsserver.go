@@ -225,7 +225,7 @@ func (s *EWSServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "GetFolder":
 		msgs = s.ewsGetFolder(mailbox, op)
 	case "FindFolder":
-		msgs = s.ewsFindFolder(mailbox, op)
+		msgs = s.ewsFindFolder(mailbox)
 	case "SyncFolderItems":
 		msgs = s.ewsSync(mailbox, op)
 	case "GetItem":
