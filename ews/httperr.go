@@ -1,11 +1,11 @@
 package ews
 
 import (
-	"errors"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mailpoller/mailpoller/internal/httpsafe"
 )
 
 // ewsBlockedFix is what a tenant admin must do when Exchange Online blocks
@@ -82,20 +82,8 @@ func clampBackoff(d time.Duration) time.Duration {
 
 // retryAfter parses a Retry-After header in seconds or as an HTTP date.
 func retryAfter(h http.Header, now time.Time) time.Duration {
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
-		if n <= 0 {
-			return 0
-		}
-		return time.Duration(min(n, int64(maxBackoff/time.Second))) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return min(t.Sub(now), maxBackoff)
-	}
-	return 0
+	d, _ := httpsafe.RetryAfter(h, now, maxBackoff)
+	return d
 }
 
 // loginRefused builds the error for HTTP 401 to a request with a

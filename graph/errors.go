@@ -2,14 +2,13 @@ package graph
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/mailpoller/mailpoller/internal/httpsafe"
 	"github.com/mailpoller/mailpoller/internal/redact"
 	"github.com/mailpoller/mailpoller/source"
 )
@@ -147,17 +146,9 @@ func readError(resp *http.Response, r request) *Error {
 // retryAfter parses a Retry-After header in seconds or as an HTTP date,
 // clamped to [minWait, maxWait].
 func retryAfter(h http.Header, now time.Time) (time.Duration, bool) {
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
+	d, ok := httpsafe.RetryAfter(h, now, maxWait)
+	if !ok {
 		return 0, false
 	}
-	var d time.Duration
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
-		d = time.Duration(min(max(n, 0), int64(maxWait/time.Second))) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = t.Sub(now)
-	} else {
-		return 0, false
-	}
-	return min(max(d, minWait), maxWait), true
+	return max(d, minWait), true
 }

@@ -4,9 +4,12 @@
 package httpsafe
 
 import (
+	"errors"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // IsLoopback reports whether host (no port) is localhost or a loopback IP.
@@ -25,4 +28,23 @@ func NoRedirects(hc *http.Client) *http.Client {
 	c := *hc
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	return &c
+}
+
+// RetryAfter reads a Retry-After header (RFC 9110 §10.2.3): delay seconds
+// or an HTTP date, as a wait from now of at most limit; a negative number
+// or a date already past is 0. ok is false when the header is missing or
+// unreadable.
+func RetryAfter(h http.Header, now time.Time, limit time.Duration) (d time.Duration, ok bool) {
+	v := strings.TrimSpace(h.Get("Retry-After"))
+	if v == "" {
+		return 0, false
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		return time.Duration(min(max(n, 0), int64(limit/time.Second))) * time.Second, true
+	}
+	t, err := http.ParseTime(v)
+	if err != nil {
+		return 0, false
+	}
+	return min(max(t.Sub(now), 0), limit), true
 }

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/mailpoller/mailpoller/internal/httpsafe"
 )
@@ -36,5 +37,30 @@ func TestNoRedirects(t *testing.T) {
 	}
 	if orig.CheckRedirect != nil {
 		t.Error("NoRedirects changed the caller's client")
+	}
+}
+
+func TestRetryAfter(t *testing.T) {
+	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		v    string
+		want time.Duration
+		ok   bool
+	}{
+		{"", 0, false},
+		{"soon", 0, false},
+		{"7", 7 * time.Second, true},
+		{"-3", 0, true},
+		{"99999999999999999999", time.Minute, true},
+		{now.Add(30 * time.Second).Format(http.TimeFormat), 30 * time.Second, true},
+		{now.Add(-time.Hour).Format(http.TimeFormat), 0, true},
+	} {
+		h := http.Header{}
+		if c.v != "" {
+			h.Set("Retry-After", c.v)
+		}
+		if d, ok := httpsafe.RetryAfter(h, now, time.Minute); d != c.want || ok != c.ok {
+			t.Errorf("RetryAfter(%q) = %v, %v; want %v, %v", c.v, d, ok, c.want, c.ok)
+		}
 	}
 }
