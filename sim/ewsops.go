@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -122,91 +123,431 @@ func okMsg(op, inner string) string {
 	return fmt.Sprintf(`<m:%sResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode>%s</m:%sResponseMessage>`, op, inner, op)
 }
 
-func errMsg(op, code, text string) string {
+func errMsg(op, code, text string) string { return errMsgWith(op, code, text, "") }
+
+// errMsgWith is an error response message with the (empty) elements
+// Exchange puts after DescriptiveLinkKey, such as <m:Folders/>.
+func errMsgWith(op, code, text, inner string) string {
 	return fmt.Sprintf(`<m:%sResponseMessage ResponseClass="Error"><m:MessageText>%s</m:MessageText><m:ResponseCode>%s</m:ResponseCode>`+
-		`<m:DescriptiveLinkKey>0</m:DescriptiveLinkKey></m:%sResponseMessage>`, op, esc(text), code, op)
+		`<m:DescriptiveLinkKey>0</m:DescriptiveLinkKey>%s</m:%sResponseMessage>`, op, esc(text), code, inner, op)
 }
 
-// ewsFolder resolves a DistinguishedFolderId or FolderId. Called with the
-// store lock held.
-func (s *EWSServer) ewsFolder(mailbox string, n *xnode) *folder {
+// efolder is a folder as EWS shows it: a store folder, or one of the two
+// folders above them that the store does not hold, the mailbox's root
+// ("root") and its message folder root ("msgfolderroot", the Top of
+// Information Store, parent of the top-level store folders).
+type efolder struct {
+	f    *folder
+	root string // "root" or "msgfolderroot" when f is nil
+}
+
+func (e efolder) id() string {
+	if e.f != nil {
+		return e.f.id
+	}
+	return e.root
+}
+
+// ewsError is an error response message's code and text.
+type ewsError struct{ code, text string }
+
+var errFolderNotFound = &ewsError{"ErrorFolderNotFound", "The specified folder could not be found in the store."}
+
+// resolveFolderID resolves one FolderId or DistinguishedFolderId element
+// (its Mailbox child, if any, must name the impersonated mailbox: the
+// simulator serves no delegate access). Well-known folders the store lacks
+// are created on first use, as Exchange has them all. Called with the store
+// lock held.
+func (s *EWSServer) resolveFolderID(mailbox string, id *xnode) (efolder, *ewsError) {
 	mb := s.store.boxes[mailbox]
-	if mb == nil || n == nil {
-		return nil
+	if mb == nil || id == nil {
+		return efolder{}, errFolderNotFound
 	}
-	if d := n.child("DistinguishedFolderId"); d != nil {
-		switch strings.ToLower(d.attrs["Id"]) {
-		case "inbox":
-			return mb.folders["INBOX"]
-		case "deleteditems":
-			if f := mb.folders["deleted items"]; f != nil {
-				return f
+	if a := id.find("Mailbox", "EmailAddress"); a != nil && !strings.EqualFold(strings.TrimSpace(a.text), mailbox) {
+		return efolder{}, &ewsError{"ErrorFolderNotFound", "The simulator serves only the impersonated mailbox's folders, not those of " + strings.TrimSpace(a.text) + "."}
+	}
+	ref := id.attrs["Id"]
+	switch {
+	case strings.EqualFold(id.name, "DistinguishedFolderId"):
+		switch name := strings.ToLower(ref); name {
+		case "root", "msgfolderroot":
+			return efolder{root: name}, nil
+		case "archive": // a Graph well-known name, not an EWS one
+		default:
+			if f := s.store.wellKnownLocked(mb, name); f != nil {
+				return efolder{f: f}, nil
 			}
-			return s.store.newFolderLocked(mb, "Deleted Items")
 		}
+	case strings.EqualFold(id.name, "FolderId"):
+		switch ref {
+		case "root", "msgfolderroot":
+			return efolder{root: ref}, nil
+		case rootID(mailbox): // the id Graph gives msgfolderroot
+			return efolder{root: "msgfolderroot"}, nil
+		}
+		for _, f := range mb.folders {
+			if f.id == ref {
+				return efolder{f: f}, nil
+			}
+		}
+	}
+	return efolder{}, errFolderNotFound
+}
+
+// ewsFolder resolves the first FolderId or DistinguishedFolderId below n
+// (such as ParentFolderIds, SyncFolderId or ToFolderId) to a store folder;
+// nil when there is none, or it is one of the roots. Called with the store
+// lock held.
+func (s *EWSServer) ewsFolder(mailbox string, n *xnode) *folder {
+	if n == nil {
 		return nil
 	}
-	if f := n.child("FolderId"); f != nil {
-		for _, x := range mb.folders {
-			if x.id == f.attrs["Id"] {
-				return x
+	for _, k := range n.kids {
+		if strings.EqualFold(k.name, "DistinguishedFolderId") || strings.EqualFold(k.name, "FolderId") {
+			e, err := s.resolveFolderID(mailbox, k)
+			if err != nil {
+				return nil
 			}
+			return e.f
 		}
 	}
 	return nil
 }
 
-func displayName(f *folder) string {
-	if f.name == "INBOX" {
-		return "Inbox"
+// childrenOf lists the direct child folders of e. Called with the store lock held.
+func childrenOf(mb *mailbox, e efolder) []efolder {
+	var fs []*folder
+	switch {
+	case e.f != nil:
+		fs = mb.childrenLocked(e.f)
+	case e.root == "root":
+		return []efolder{{root: "msgfolderroot"}}
+	default:
+		fs = mb.childrenLocked(nil)
 	}
-	return f.name
+	out := make([]efolder, len(fs))
+	for i, f := range fs {
+		out[i] = efolder{f: f}
+	}
+	return out
 }
 
-func folderXML(f *folder) string {
-	fi := f.infoLocked()
-	return fmt.Sprintf(`<t:Folder><t:FolderId Id="%s" ChangeKey="AQAAAA"/><t:ParentFolderId Id="msgfolderroot" ChangeKey="AQAAAA"/><t:FolderClass>IPF.Note</t:FolderClass><t:DisplayName>%s</t:DisplayName><t:TotalCount>%d</t:TotalCount>`+
-		`<t:ChildFolderCount>0</t:ChildFolderCount><t:UnreadCount>%d</t:UnreadCount></t:Folder>`, f.id, esc(displayName(f)), fi.Total, fi.Unread)
+// descendantsOf lists every folder below e, each followed by its subtree.
+// Called with the store lock held.
+func descendantsOf(mb *mailbox, e efolder) []efolder {
+	var out []efolder
+	if e.f == nil && e.root == "root" {
+		out = append(out, efolder{root: "msgfolderroot"})
+	}
+	var parent *folder // msgfolderroot
+	if e.f != nil {
+		parent = e.f
+	}
+	for _, f := range mb.descendantsLocked(parent) {
+		out = append(out, efolder{f: f})
+	}
+	return out
+}
+
+// folderProps are the folder's properties as folderXML writes them and
+// restrictions compare them.
+type folderProps struct {
+	id, parentID, class, name string
+	total, children, unread   int
+}
+
+// propsOf reads e's properties. Called with the store lock held.
+func propsOf(mb *mailbox, e efolder) folderProps {
+	p := folderProps{id: e.id(), class: "IPF.Note", children: len(childrenOf(mb, e))}
+	switch {
+	case e.f != nil:
+		fi := e.f.infoLocked()
+		p.name, p.total, p.unread = mb.displayNameLocked(e.f), fi.Total, fi.Unread
+		p.parentID = "msgfolderroot"
+		if parent := mb.parentLocked(e.f); parent != nil {
+			p.parentID = parent.id
+		}
+	case e.root == "msgfolderroot":
+		p.name, p.parentID = "Top of Information Store", "root"
+	default:
+		p.name = "Root"
+	}
+	return p
+}
+
+// folderXML is a t:Folder with the Default shape's properties and the
+// parent. Called with the store lock held.
+func folderXML(mb *mailbox, e efolder) string {
+	p := propsOf(mb, e)
+	parent := ""
+	if p.parentID != "" {
+		parent = `<t:ParentFolderId Id="` + esc(p.parentID) + `" ChangeKey="AQAAAA"/>`
+	}
+	return fmt.Sprintf(`<t:Folder><t:FolderId Id="%s" ChangeKey="AQAAAA"/>%s<t:FolderClass>%s</t:FolderClass><t:DisplayName>%s</t:DisplayName><t:TotalCount>%d</t:TotalCount>`+
+		`<t:ChildFolderCount>%d</t:ChildFolderCount><t:UnreadCount>%d</t:UnreadCount></t:Folder>`, esc(p.id), parent, p.class, esc(p.name), p.total, p.children, p.unread)
 }
 
 func (s *EWSServer) ewsGetFolder(mailbox string, op *xnode) []string {
 	s.store.mu.Lock()
 	defer s.store.mu.Unlock()
+	mb := s.store.boxes[mailbox]
 	var out []string
 	for _, id := range op.child("FolderIds").kids {
-		wrap := &xnode{kids: []*xnode{id}}
-		switch id := strings.ToLower(id.attrs["Id"]); id {
-		case "root", "msgfolderroot":
-			out = append(out, okMsg("GetFolder", fmt.Sprintf(`<m:Folders><t:Folder><t:FolderId Id="%s" ChangeKey="AQAAAA"/><t:FolderClass>IPF.Note</t:FolderClass>`+
-				`<t:DisplayName>%s</t:DisplayName><t:TotalCount>0</t:TotalCount><t:ChildFolderCount>%d</t:ChildFolderCount><t:UnreadCount>0</t:UnreadCount></t:Folder></m:Folders>`,
-				id, map[string]string{"root": "Root", "msgfolderroot": "Top of Information Store"}[id], len(s.store.boxes[mailbox].folders))))
+		e, err := s.resolveFolderID(mailbox, id)
+		if err != nil {
+			out = append(out, errMsg("GetFolder", err.code, err.text))
 			continue
 		}
-		f := s.ewsFolder(mailbox, wrap)
-		if f == nil {
-			out = append(out, errMsg("GetFolder", "ErrorFolderNotFound", "The specified folder could not be found in the store."))
-			continue
-		}
-		out = append(out, okMsg("GetFolder", "<m:Folders>"+folderXML(f)+"</m:Folders>"))
+		out = append(out, okMsg("GetFolder", "<m:Folders>"+folderXML(mb, e)+"</m:Folders>"))
 	}
 	return out
 }
 
-func (s *EWSServer) ewsFindFolder(mailbox string) []string {
+// ewsFindFolder serves FindFolder: one response message per parent in
+// ParentFolderIds, listing its child folders (Traversal="Shallow") or its
+// whole subtree ("Deep"; "SoftDeleted" finds nothing, as the store keeps
+// no deleted folders), filtered by the Restriction and paged by an
+// IndexedPageFolderView or FractionalPageFolderView.
+func (s *EWSServer) ewsFindFolder(mailbox string, op *xnode) []string {
 	s.store.mu.Lock()
 	defer s.store.mu.Unlock()
 	mb := s.store.boxes[mailbox]
-	var b strings.Builder
-	names := make([]string, 0, len(mb.folders))
-	for k := range mb.folders {
-		names = append(names, k)
+	parents := op.child("ParentFolderIds")
+	if parents == nil || len(parents.kids) == 0 {
+		return []string{errMsg("FindFolder", "ErrorInvalidRequest", "FindFolder needs a ParentFolderIds element with at least one folder.")}
 	}
-	slices.Sort(names)
-	for _, k := range names {
-		b.WriteString(folderXML(mb.folders[k]))
+	traversal := strings.ToLower(op.attrs["Traversal"])
+	var out []string
+	for _, id := range parents.kids {
+		e, err := s.resolveFolderID(mailbox, id)
+		if err != nil {
+			out = append(out, errMsg("FindFolder", err.code, err.text))
+			continue
+		}
+		var found []efolder
+		switch traversal {
+		case "deep":
+			found = descendantsOf(mb, e)
+		case "softdeleted":
+		default:
+			found = childrenOf(mb, e)
+		}
+		if r := op.child("Restriction"); r != nil && len(r.kids) > 0 {
+			kept := found[:0:0]
+			for _, f := range found {
+				ok, err := matchRestriction(r.kids[0], propsOf(mb, f))
+				if err != nil {
+					return []string{errMsg("FindFolder", err.code, err.text)}
+				}
+				if ok {
+					kept = append(kept, f)
+				}
+			}
+			found = kept
+		}
+		var b strings.Builder
+		page, attrs := pageOf(op, len(found), "Folder")
+		for _, f := range found[page[0]:page[1]] {
+			b.WriteString(folderXML(mb, f))
+		}
+		out = append(out, okMsg("FindFolder", `<m:RootFolder `+attrs+`><t:Folders>`+b.String()+`</t:Folders></m:RootFolder>`))
 	}
-	return []string{okMsg("FindFolder", fmt.Sprintf(`<m:RootFolder IndexedPagingOffset="%d" TotalItemsInView="%d" IncludesLastItemInRange="true"><t:Folders>%s</t:Folders></m:RootFolder>`,
-		len(names), len(names), b.String()))}
+	return out
+}
+
+// findCountLimit is Exchange's EWSFindCountLimit: the most entries one
+// FindFolder or FindItem page returns.
+const findCountLimit = 1000
+
+// pageOf applies the request's IndexedPage<kind>View or
+// FractionalPage<kind>View to total entries: the [start, end) range to
+// return and the RootFolder attributes describing it.
+func pageOf(op *xnode, total int, kind string) ([2]int, string) {
+	atoi := func(n *xnode, attr string, def int) int {
+		if v, err := strconv.Atoi(strings.TrimSpace(n.attrs[attr])); err == nil && v >= 0 {
+			return v
+		}
+		return def
+	}
+	if v := op.child("FractionalPage" + kind + "View"); v != nil {
+		limit := min(atoi(v, "MaxEntriesReturned", findCountLimit), findCountLimit)
+		num, den := atoi(v, "Numerator", 0), atoi(v, "Denominator", 1)
+		start := total
+		if den > 0 && num < den {
+			start = num * total / den
+		}
+		end := min(total, start+limit)
+		return [2]int{start, end}, fmt.Sprintf(`NumeratorOffset="%d" AbsoluteDenominator="%d" IncludesLastItemInRange="%t" TotalItemsInView="%d"`,
+			end, total, end >= total, total)
+	}
+	offset, limit, fromEnd := 0, findCountLimit, false
+	if v := op.child("IndexedPage" + kind + "View"); v != nil {
+		offset = atoi(v, "Offset", 0)
+		if n := atoi(v, "MaxEntriesReturned", 0); n > 0 {
+			limit = min(n, findCountLimit)
+		}
+		fromEnd = strings.EqualFold(v.attrs["BasePoint"], "End")
+	}
+	start := min(offset, total)
+	end := min(total, start+limit)
+	if fromEnd { // Offset counts back from the end of the view
+		end = max(total-offset, 0)
+		start = max(end-limit, 0)
+	}
+	return [2]int{start, end}, fmt.Sprintf(`IndexedPagingOffset="%d" TotalItemsInView="%d" IncludesLastItemInRange="%t"`,
+		offset+(end-start), total, end >= total)
+}
+
+// matchRestriction evaluates a FindFolder Restriction's search expression
+// (And, Or, Not, IsEqualTo, IsNotEqualTo, IsGreaterThan(OrEqualTo),
+// IsLessThan(OrEqualTo), Contains, Exists) on a folder's properties.
+// Strings compare case-insensitively, as Exchange compares them.
+func matchRestriction(n *xnode, p folderProps) (bool, *ewsError) {
+	switch strings.ToLower(n.name) {
+	case "and", "or":
+		and := strings.EqualFold(n.name, "And")
+		for _, k := range n.kids {
+			ok, err := matchRestriction(k, p)
+			if err != nil {
+				return false, err
+			}
+			if ok != and {
+				return ok, nil
+			}
+		}
+		return and, nil
+	case "not":
+		if len(n.kids) != 1 {
+			return false, &ewsError{"ErrorInvalidRestriction", "Not takes one search expression."}
+		}
+		ok, err := matchRestriction(n.kids[0], p)
+		return !ok, err
+	}
+	field := n.child("FieldURI")
+	if field == nil {
+		return false, &ewsError{"ErrorUnsupportedPathForQuery", "The simulator's folder restrictions compare FieldURI properties only."}
+	}
+	var str string
+	var num int
+	isNum := false
+	switch field.attrs["FieldURI"] {
+	case "folder:DisplayName":
+		str = p.name
+	case "folder:FolderClass":
+		str = p.class
+	case "folder:FolderId":
+		str = p.id
+	case "folder:ParentFolderId":
+		str = p.parentID
+	case "folder:TotalCount":
+		num, isNum = p.total, true
+	case "folder:ChildFolderCount":
+		num, isNum = p.children, true
+	case "folder:UnreadCount":
+		num, isNum = p.unread, true
+	default:
+		return false, &ewsError{"ErrorUnsupportedPathForQuery", "The property " + field.attrs["FieldURI"] + " is not supported in the simulator's folder restrictions."}
+	}
+	op := strings.ToLower(n.name)
+	if op == "exists" {
+		return true, nil
+	}
+	var value string
+	if op == "contains" {
+		c := n.child("Constant")
+		if c == nil {
+			return false, &ewsError{"ErrorInvalidRestriction", "Contains needs a Constant."}
+		}
+		value = c.attrs["Value"]
+		s, v := strings.ToLower(str), strings.ToLower(value)
+		if strings.EqualFold(n.attrs["ContainmentComparison"], "Exact") {
+			s, v = str, value
+		}
+		switch strings.ToLower(n.attrs["ContainmentMode"]) {
+		case "fullstring":
+			return s == v, nil
+		case "prefixed":
+			return strings.HasPrefix(s, v), nil
+		default:
+			return strings.Contains(s, v), nil
+		}
+	}
+	c := n.find("FieldURIOrConstant", "Constant")
+	if c == nil {
+		return false, &ewsError{"ErrorInvalidRestriction", n.name + " needs a FieldURIOrConstant with a Constant."}
+	}
+	value = c.attrs["Value"]
+	cmp := strings.Compare(strings.ToLower(str), strings.ToLower(value))
+	if isNum {
+		v, err := strconv.Atoi(strings.TrimSpace(value))
+		if err != nil {
+			return false, &ewsError{"ErrorInvalidValueForProperty", "The value " + value + " is not an integer."}
+		}
+		cmp = num - v
+	}
+	switch op {
+	case "isequalto":
+		return cmp == 0, nil
+	case "isnotequalto":
+		return cmp != 0, nil
+	case "isgreaterthan":
+		return cmp > 0, nil
+	case "isgreaterthanorequalto":
+		return cmp >= 0, nil
+	case "islessthan":
+		return cmp < 0, nil
+	case "islessthanorequalto":
+		return cmp <= 0, nil
+	}
+	return false, &ewsError{"ErrorUnsupportedQueryFilter", "The restriction " + n.name + " is not supported by the simulator."}
+}
+
+// ewsCreateFolder serves CreateFolder: each t:Folder of Folders becomes a
+// store folder below ParentFolderId (its store name is the parent's path,
+// "/" and the DisplayName), so IMAP and Graph see it too. One response
+// message per folder; ErrorFolderExists when the parent already has a
+// child of that name.
+func (s *EWSServer) ewsCreateFolder(mailbox string, op *xnode) []string {
+	s.store.mu.Lock()
+	defer s.store.mu.Unlock()
+	mb := s.store.boxes[mailbox]
+	folders := op.child("Folders")
+	if folders == nil || len(folders.kids) == 0 {
+		return []string{errMsgWith("CreateFolder", "ErrorInvalidRequest", "CreateFolder needs a Folders element with at least one folder.", "<m:Folders/>")}
+	}
+	var parentID *xnode
+	if p := op.child("ParentFolderId"); p != nil && len(p.kids) > 0 {
+		parentID = p.kids[0]
+	}
+	parent, perr := s.resolveFolderID(mailbox, parentID)
+	if perr == nil && parent.f == nil && parent.root == "root" {
+		perr = &ewsError{"ErrorInvalidRequest", "The simulator creates folders below msgfolderroot only, not in the non-IPM root."}
+	}
+	var out []string
+	for _, n := range folders.kids {
+		if perr != nil {
+			out = append(out, errMsgWith("CreateFolder", perr.code, perr.text, "<m:Folders/>"))
+			continue
+		}
+		if !strings.EqualFold(n.name, "Folder") {
+			out = append(out, errMsgWith("CreateFolder", "ErrorInvalidRequest", "The simulator creates mail folders (t:Folder) only, not "+n.name+".", "<m:Folders/>"))
+			continue
+		}
+		name := ""
+		if d := n.child("DisplayName"); d != nil {
+			name = d.text
+		}
+		f, err := s.store.createChildLocked(mb, parent.f, name)
+		switch {
+		case errors.Is(err, errExists):
+			out = append(out, errMsgWith("CreateFolder", "ErrorFolderExists", "A folder with the specified name already exists.", "<m:Folders/>"))
+		case err != nil:
+			out = append(out, errMsgWith("CreateFolder", "ErrorInvalidRequest", err.Error(), "<m:Folders/>"))
+		default:
+			out = append(out, okMsg("CreateFolder", `<m:Folders><t:Folder><t:FolderId Id="`+f.id+`" ChangeKey="AQAAAA"/></t:Folder></m:Folders>`))
+		}
+	}
+	return out
 }
 
 // syncState is "<folder id>:<last UID reported>", base64: opaque to clients.

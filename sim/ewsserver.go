@@ -225,7 +225,9 @@ func (s *EWSServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "GetFolder":
 		msgs = s.ewsGetFolder(mailbox, op)
 	case "FindFolder":
-		msgs = s.ewsFindFolder(mailbox)
+		msgs = s.ewsFindFolder(mailbox, op)
+	case "CreateFolder":
+		msgs = s.ewsCreateFolder(mailbox, op)
 	case "SyncFolderItems":
 		msgs = s.ewsSync(mailbox, op)
 	case "GetItem":

@@ -26,12 +26,6 @@ func readBody(r *http.Request) ([]byte, error) {
 	return b, nil
 }
 
-// wellKnown maps Graph's well-known folder names to store folder names.
-var wellKnown = map[string]string{
-	"inbox": "INBOX", "deleteditems": "Deleted Items", "archive": "Archive",
-	"junkemail": "Junk Email", "sentitems": "Sent Items", "drafts": "Drafts",
-}
-
 // rootID is the id of a mailbox's msgfolderroot.
 func rootID(mailbox string) string { return "AAMkAGRvb3Q" + b64.EncodeToString([]byte(mailbox)) }
 
@@ -56,11 +50,8 @@ func (g *GraphServer) resolveFolder(mailbox, ref string) (gfolder, *graphError) 
 	if strings.EqualFold(ref, "msgfolderroot") || ref == rootID(mailbox) {
 		return gfolder{mailbox: mailbox}, nil
 	}
-	if name, ok := wellKnown[strings.ToLower(ref)]; ok {
-		if f := mb.folders[folderKey(name)]; f != nil {
-			return gfolder{f, mailbox}, nil
-		}
-		return gfolder{g.store.newFolderLocked(mb, name), mailbox}, nil
+	if f := g.store.wellKnownLocked(mb, ref); f != nil {
+		return gfolder{f, mailbox}, nil
 	}
 	for _, f := range mb.folders {
 		if f.id == ref {
@@ -73,34 +64,15 @@ func (g *GraphServer) resolveFolder(mailbox, ref string) (gfolder, *graphError) 
 	return gfolder{}, errItemNotFound
 }
 
-// parentOf is a folder's parent: "A/B" is child B of A; others are
-// children of msgfolderroot. Called with the store lock held.
+// parentOf is a folder's parent in the store's folder tree (the root when
+// it is a top-level folder). Called with the store lock held.
 func (g *GraphServer) parentOf(mailbox string, f *folder) gfolder {
-	if i := strings.LastIndex(f.name, "/"); i > 0 {
-		if p := g.store.boxes[mailbox].folders[folderKey(f.name[:i])]; p != nil {
-			return gfolder{p, mailbox}
-		}
-	}
-	return gfolder{mailbox: mailbox}
+	return gfolder{g.store.boxes[mailbox].parentLocked(f), mailbox}
 }
 
 // children lists a folder's child folders by name. Called with the store lock held.
 func (g *GraphServer) children(parent gfolder) []*folder {
-	var out []*folder
-	for _, f := range g.store.boxes[parent.mailbox].folders {
-		if g.parentOf(parent.mailbox, f).id() == parent.id() {
-			out = append(out, f)
-		}
-	}
-	slices.SortFunc(out, func(a, b *folder) int { return strings.Compare(a.name, b.name) })
-	return out
-}
-
-func folderDisplayName(f *folder) string {
-	if f.name == "INBOX" {
-		return "Inbox"
-	}
-	return f.name[strings.LastIndex(f.name, "/")+1:]
+	return g.store.boxes[parent.mailbox].childrenLocked(parent.f)
 }
 
 // folderJSON is the mailFolder resource. Called with the store lock held.
@@ -112,7 +84,7 @@ func (g *GraphServer) folderJSON(gf gfolder) map[string]any {
 		return out
 	}
 	fi := gf.f.infoLocked()
-	out["displayName"], out["parentFolderId"] = folderDisplayName(gf.f), g.parentOf(gf.mailbox, gf.f).id()
+	out["displayName"], out["parentFolderId"] = g.store.boxes[gf.mailbox].displayNameLocked(gf.f), g.parentOf(gf.mailbox, gf.f).id()
 	out["unreadItemCount"], out["totalItemCount"] = fi.Unread, fi.Total
 	return out
 }

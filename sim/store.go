@@ -17,6 +17,7 @@ var (
 	errNoMailbox = errors.New("no such mailbox")
 	errNoFolder  = errors.New("no such folder")
 	errExists    = errors.New("folder exists")
+	errBadName   = errors.New("invalid folder name")
 )
 
 // Store holds the simulator's mailboxes. Both protocol sides (IMAP, and
@@ -297,4 +298,105 @@ func setFlag(m *Message, flag string, on bool) {
 		m.Flags = slices.Delete(m.Flags, i, i+1)
 		m.modSeq = modClock.Add(1)
 	}
+}
+
+// The folder tree. Store folder names are paths with "/" separators
+// ("INBOX/Processed"); the EWS and Graph views show them as a hierarchy
+// below the message folder root (msgfolderroot), as Exchange does. A
+// folder's parent is the longest proper prefix of its path that is itself
+// a folder of the mailbox, or the message folder root (nil) when none is.
+// These helpers are called with the store lock held.
+
+// parentLocked returns f's parent folder, nil for the message folder root.
+func (mb *mailbox) parentLocked(f *folder) *folder {
+	for i := strings.LastIndex(f.name, "/"); i > 0; i = strings.LastIndex(f.name[:i], "/") {
+		if p := mb.folders[folderKey(f.name[:i])]; p != nil && p != f {
+			return p
+		}
+	}
+	return nil
+}
+
+// childrenLocked returns the direct child folders of parent (nil: the
+// message folder root), sorted by name.
+func (mb *mailbox) childrenLocked(parent *folder) []*folder {
+	var out []*folder
+	for _, f := range mb.folders {
+		if mb.parentLocked(f) == parent {
+			out = append(out, f)
+		}
+	}
+	slices.SortFunc(out, func(a, b *folder) int { return strings.Compare(strings.ToLower(a.name), strings.ToLower(b.name)) })
+	return out
+}
+
+// descendantsLocked returns every folder below parent (nil: the message
+// folder root), depth first: each folder followed by its subtree.
+func (mb *mailbox) descendantsLocked(parent *folder) []*folder {
+	var out []*folder
+	for _, f := range mb.childrenLocked(parent) {
+		out = append(out, f)
+		out = append(out, mb.descendantsLocked(f)...)
+	}
+	return out
+}
+
+// displayNameLocked is the folder's name as Exchange shows it: the part of
+// its path below its parent ("Processed" for "INBOX/Processed"), and
+// "Inbox" for INBOX.
+func (mb *mailbox) displayNameLocked(f *folder) string {
+	if f.name == "INBOX" {
+		return "Inbox"
+	}
+	if p := mb.parentLocked(f); p != nil {
+		return f.name[len(p.name)+1:]
+	}
+	return f.name
+}
+
+// wellKnownFolders maps the well-known folder names of EWS
+// (DistinguishedFolderId) and Graph to store folder names.
+var wellKnownFolders = map[string]string{
+	"inbox": "INBOX", "deleteditems": "Deleted Items", "archive": "Archive",
+	"junkemail": "Junk Email", "sentitems": "Sent Items", "drafts": "Drafts",
+}
+
+// wellKnownLocked returns the well-known folder (a key of
+// wellKnownFolders), creating it on first use as Exchange has them all; nil
+// for a name that is not well known.
+func (s *Store) wellKnownLocked(mb *mailbox, name string) *folder {
+	n, ok := wellKnownFolders[strings.ToLower(name)]
+	if !ok {
+		return nil
+	}
+	if f := mb.folders[folderKey(n)]; f != nil {
+		return f
+	}
+	return s.newFolderLocked(mb, n)
+}
+
+// createChildLocked creates the folder displayName below parent (nil: the
+// message folder root); its store name is the parent's path, "/" and
+// displayName. errExists when parent already has a child of that name
+// (compared case-insensitively, as Exchange does); errBadName for an empty
+// name or one with a "/".
+func (s *Store) createChildLocked(mb *mailbox, parent *folder, displayName string) (*folder, error) {
+	if strings.TrimSpace(displayName) == "" || strings.Contains(displayName, "/") {
+		// The store keeps the tree in "/"-separated paths, so a "/" in a
+		// name (which Exchange allows) cannot be stored.
+		return nil, fmt.Errorf("%w: %q (empty, or with a \"/\", which the simulator's store cannot hold)", errBadName, displayName)
+	}
+	name := displayName
+	if parent != nil {
+		name = parent.name + "/" + displayName
+	}
+	if _, ok := mb.folders[folderKey(name)]; ok {
+		return nil, fmt.Errorf("%w: %s", errExists, name)
+	}
+	for _, c := range mb.childrenLocked(parent) {
+		if strings.EqualFold(mb.displayNameLocked(c), displayName) {
+			return nil, fmt.Errorf("%w: %s", errExists, c.name)
+		}
+	}
+	return s.newFolderLocked(mb, name), nil
 }
