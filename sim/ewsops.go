@@ -653,7 +653,7 @@ func (s *EWSServer) ewsGetItem(mailbox string, op *xnode) []string {
 	}
 	var out []string
 	for _, id := range op.child("ItemIds").kids {
-		_, m := s.item(mailbox, id.attrs["Id"])
+		f, m := s.item(mailbox, id.attrs["Id"])
 		if m == nil {
 			out = append(out, errMsg("GetItem", "ErrorItemNotFound", "The specified object was not found in the store."))
 			continue
@@ -663,31 +663,73 @@ func (s *EWSServer) ewsGetItem(mailbox string, op *xnode) []string {
 		if mime {
 			fmt.Fprintf(&b, `<t:MimeContent CharacterSet="UTF-8">%s</t:MimeContent>`, base64.StdEncoding.EncodeToString(m.Raw))
 		}
-		b.WriteString(itemProps(m))
-		if headers {
-			b.WriteString("<t:InternetMessageHeaders>")
-			head, _, _ := bytes.Cut(m.Raw, []byte("\r\n\r\n"))
-			for _, line := range strings.Split(strings.ReplaceAll(string(head), "\r\n ", " "), "\r\n") {
-				if k, v, ok := strings.Cut(line, ":"); ok {
-					fmt.Fprintf(&b, `<t:InternetMessageHeader HeaderName="%s">%s</t:InternetMessageHeader>`, esc(k), esc(strings.TrimSpace(v)))
-				}
-			}
-			b.WriteString("</t:InternetMessageHeaders>")
-		}
+		b.WriteString(itemProps(m, f, headers))
 		b.WriteString("</t:Message></m:Items>")
 		out = append(out, okMsg("GetItem", b.String()))
 	}
 	return out
 }
 
-// itemProps are the item properties the simulator returns.
-func itemProps(m *Message) string {
-	subject := ""
+// itemProps are the item properties the simulator returns, in the order
+// of the schema's ItemType and MessageType: id, parent folder, class,
+// subject, received time, size, the headers when asked for, sent time,
+// attachments flag, sender and recipients, InternetMessageId and IsRead.
+func itemProps(m *Message, f *folder, headers bool) string {
+	var h mail.Header = map[string][]string{}
 	if msg, err := mail.ReadMessage(bytes.NewReader(m.Raw)); err == nil {
-		subject, _ = new(mime.WordDecoder).DecodeHeader(msg.Header.Get("Subject"))
+		h = msg.Header
 	}
-	return fmt.Sprintf(`<t:ItemId Id="%s" ChangeKey="CQAAAA"/><t:Subject>%s</t:Subject><t:DateTimeReceived>%s</t:DateTimeReceived><t:Size>%d</t:Size><t:IsRead>%t</t:IsRead>`,
-		m.ItemID, esc(subject), m.Received.UTC().Format(time.RFC3339), len(m.Raw), m.Seen())
+	dec := new(mime.WordDecoder)
+	subject, _ := dec.DecodeHeader(h.Get("Subject"))
+	var b strings.Builder
+	fmt.Fprintf(&b, `<t:ItemId Id="%s" ChangeKey="CQAAAA"/>`, m.ItemID)
+	if f != nil {
+		fmt.Fprintf(&b, `<t:ParentFolderId Id="%s" ChangeKey="AQAAAA"/>`, f.id)
+	}
+	fmt.Fprintf(&b, `<t:ItemClass>IPM.Note</t:ItemClass><t:Subject>%s</t:Subject><t:DateTimeReceived>%s</t:DateTimeReceived><t:Size>%d</t:Size>`,
+		esc(subject), m.Received.UTC().Format(time.RFC3339), len(m.Raw))
+	if headers {
+		b.WriteString("<t:InternetMessageHeaders>")
+		head, _, _ := bytes.Cut(m.Raw, []byte("\r\n\r\n"))
+		for _, line := range strings.Split(strings.ReplaceAll(string(head), "\r\n ", " "), "\r\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok {
+				fmt.Fprintf(&b, `<t:InternetMessageHeader HeaderName="%s">%s</t:InternetMessageHeader>`, esc(k), esc(strings.TrimSpace(v)))
+			}
+		}
+		b.WriteString("</t:InternetMessageHeaders>")
+	}
+	sent := m.Received
+	if t, err := h.Date(); err == nil {
+		sent = t
+	}
+	ctype, _, _ := mime.ParseMediaType(h.Get("Content-Type"))
+	fmt.Fprintf(&b, `<t:DateTimeSent>%s</t:DateTimeSent><t:HasAttachments>%t</t:HasAttachments>`, sent.UTC().Format(time.RFC3339), ctype == "multipart/mixed")
+	mailboxXML := func(a *mail.Address) string {
+		return `<t:Mailbox><t:Name>` + esc(a.Name) + `</t:Name><t:EmailAddress>` + esc(a.Address) + `</t:EmailAddress><t:RoutingType>SMTP</t:RoutingType></t:Mailbox>`
+	}
+	from, _ := h.AddressList("From")
+	if sender, _ := h.AddressList("Sender"); len(sender) > 0 {
+		b.WriteString("<t:Sender>" + mailboxXML(sender[0]) + "</t:Sender>")
+	} else if len(from) > 0 {
+		b.WriteString("<t:Sender>" + mailboxXML(from[0]) + "</t:Sender>")
+	}
+	for _, r := range []struct{ header, elem string }{{"To", "ToRecipients"}, {"Cc", "CcRecipients"}} {
+		if list, _ := h.AddressList(r.header); len(list) > 0 {
+			b.WriteString("<t:" + r.elem + ">")
+			for _, a := range list {
+				b.WriteString(mailboxXML(a))
+			}
+			b.WriteString("</t:" + r.elem + ">")
+		}
+	}
+	if len(from) > 0 {
+		b.WriteString("<t:From>" + mailboxXML(from[0]) + "</t:From>")
+	}
+	if id := strings.TrimSpace(h.Get("Message-ID")); id != "" {
+		b.WriteString("<t:InternetMessageId>" + esc(id) + "</t:InternetMessageId>")
+	}
+	fmt.Fprintf(&b, `<t:IsRead>%t</t:IsRead>`, m.Seen())
+	return b.String()
 }
 
 // ewsFindItem pages through a folder (IndexedPageItemView), newest first
@@ -711,7 +753,7 @@ func (s *EWSServer) ewsFindItem(mailbox string, op *xnode) []string {
 	end := min(len(msgs), offset+max)
 	var b strings.Builder
 	for _, m := range msgs[min(offset, end):end] {
-		b.WriteString("<t:Message>" + itemProps(m) + "</t:Message>")
+		b.WriteString("<t:Message>" + itemProps(m, f, false) + "</t:Message>")
 	}
 	return []string{okMsg("FindItem", fmt.Sprintf(`<m:RootFolder IndexedPagingOffset="%d" TotalItemsInView="%d" IncludesLastItemInRange="%t"><t:Items>%s</t:Items></m:RootFolder>`,
 		end, len(msgs), end >= len(msgs), b.String()))}
@@ -735,7 +777,10 @@ func (s *EWSServer) ewsUpdate(mailbox string, op *xnode) []string {
 			}
 			setFlag(m, `\Seen`, on)
 		}
-		out = append(out, okMsg("UpdateItem", fmt.Sprintf(`<m:Items><t:Message><t:ItemId Id="%s" ChangeKey="CQAAAB"/></t:Message></m:Items>`, m.ItemID)))
+		// Exchange 2010 and later follow the items with the count of
+		// conflicts that ConflictResolution settled (none here).
+		out = append(out, okMsg("UpdateItem", fmt.Sprintf(`<m:Items><t:Message><t:ItemId Id="%s" ChangeKey="CQAAAB"/></t:Message></m:Items>`+
+			`<m:ConflictResults><t:Count>0</t:Count></m:ConflictResults>`, m.ItemID)))
 	}
 	return out
 }
