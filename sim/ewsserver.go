@@ -15,12 +15,13 @@ import (
 
 const ewsPath = "/EWS/Exchange.asmx"
 
-// EWSServer plays Exchange Online's EWS endpoint: the SOAP subset a
-// polling client uses (GetFolder, FindFolder, SyncFolderItems, GetItem,
-// FindItem, UpdateItem, MoveItem, DeleteItem, Subscribe and
+// EWSServer plays Exchange's EWS endpoint: the SOAP subset a polling
+// client uses (GetFolder, FindFolder, CreateFolder, SyncFolderItems,
+// GetItem, FindItem, UpdateItem, MoveItem, DeleteItem, Subscribe and
 // GetStreamingEvents) over the shared Store, with app-only Bearer tokens
 // of Exchange's audience and ExchangeImpersonation as Exchange Online
-// requires. Requests are read by local element names, so any namespace
+// requires, or Basic and NTLM logins of seeded users as Exchange Server
+// has them (see ewsauth.go). Requests are read by local element names, so any namespace
 // prefixes work; the path is matched case-insensitively. It is an
 // http.Handler, mounted on the simulator's HTTPS listener, and injects the
 // EWS faults Exchange produces. Its methods are safe for concurrent use.
