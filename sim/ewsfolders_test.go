@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	goimap "github.com/emersion/go-imap/v2"
 )
 
 // The EWS folder hierarchy over real HTTP: FindFolder's traversals,
@@ -339,13 +341,18 @@ func TestEWSCreateFolder(t *testing.T) {
 		t.Fatal(err)
 	}
 	var listed []string
+	hasChildren := map[string]bool{}
 	for _, l := range list {
 		listed = append(listed, l.Mailbox)
+		hasChildren[l.Mailbox] = slices.Contains(l.Attrs, goimap.MailboxAttrHasChildren)
 	}
 	for _, want := range []string{"INBOX/Escalated", "INBOX/Escalated/Level 2", "INBOX/Fresh", "Escalated"} {
 		if !slices.Contains(listed, want) {
 			t.Errorf("IMAP LIST lacks %q: %v", want, listed)
 		}
+	}
+	if !hasChildren["INBOX"] || !hasChildren["INBOX/Escalated"] || hasChildren["INBOX/Fresh"] {
+		t.Errorf("IMAP LIST \\HasChildren: %v", hasChildren)
 	}
 
 	// Graph lists them as childFolders with the same ids.

@@ -72,7 +72,11 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 	for _, name := range s.srv.store.Folders(s.user) {
 		for _, p := range patterns {
 			if matchPattern(ref+p, name) {
-				if err := w.WriteList(&goimap.ListData{Delim: '/', Mailbox: name, Attrs: []goimap.MailboxAttr{goimap.MailboxAttrHasNoChildren}}); err != nil {
+				attr := goimap.MailboxAttrHasNoChildren
+				if s.srv.store.HasChildren(s.user, name) {
+					attr = goimap.MailboxAttrHasChildren
+				}
+				if err := w.WriteList(&goimap.ListData{Delim: '/', Mailbox: name, Attrs: []goimap.MailboxAttr{attr}}); err != nil {
 					return err
 				}
 				break

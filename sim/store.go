@@ -400,3 +400,15 @@ func (s *Store) createChildLocked(mb *mailbox, parent *folder, displayName strin
 	}
 	return s.newFolderLocked(mb, name), nil
 }
+
+// HasChildren reports whether the folder name of address has subfolders.
+func (s *Store) HasChildren(address, name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	mb, ok := s.boxes[strings.ToLower(address)]
+	if !ok {
+		return false
+	}
+	f := mb.folders[folderKey(name)]
+	return f != nil && len(mb.childrenLocked(f)) > 0
+}
