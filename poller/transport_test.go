@@ -67,3 +67,35 @@ func TestFixFromTransportError(t *testing.T) {
 		t.Errorf("EWS blocked fix lacks the client id: %s", fix)
 	}
 }
+
+// An account's auth picks what its transport asks for: Exchange Online
+// tokens by default, the on-premises resource's for hybrid modern auth,
+// no token at all with a password (TokenSource says so).
+func TestTransportCredentials(t *testing.T) {
+	trs := NewTransports(nil)
+	for _, c := range []struct {
+		acct      config.Account
+		scope     string
+		hasTokens bool
+	}{
+		{config.Account{Name: "online", Protocol: "ews", Server: "https://outlook.office365.com/EWS/Exchange.asmx"}, ews.Scope, true},
+		{config.Account{Name: "hybrid", Protocol: "ews", Server: "https://mail.contoso.com/EWS/Exchange.asmx", Resource: "https://mail.contoso.com/"},
+			"https://mail.contoso.com/.default", true},
+		{config.Account{Name: "ntlm", Protocol: "ews", Auth: config.AuthNTLM, Username: `CONTOSO\svc`, Password: "pw",
+			Server: "https://mail.contoso.com/EWS/Exchange.asmx"}, "", false},
+		{config.Account{Name: "imap", Protocol: "imap", Auth: config.AuthPassword, Password: "pw", Server: "mail.example.org:993"}, "", false},
+	} {
+		a := c.acct
+		a.TenantID, a.ClientID, a.ClientSecret = testTenant, testClient, testSecret
+		tr, err := trs.For(&a)
+		if err != nil {
+			t.Fatalf("%s: %v", a.Name, err)
+		}
+		if tr.Scope() != c.scope {
+			t.Errorf("%s: scope %q, want %q", a.Name, tr.Scope(), c.scope)
+		}
+		if _, err := trs.TokenSource(&a); (err == nil) != c.hasTokens {
+			t.Errorf("%s: TokenSource error %v, want tokens %v", a.Name, err, c.hasTokens)
+		}
+	}
+}
