@@ -182,20 +182,10 @@ func checkAuthority(a string, allowHTTP bool) error {
 	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 		return fmt.Errorf("authority %q must be a plain base URL without query, fragment or user info", a)
 	}
-	switch u.Scheme {
-	case "https":
-		return nil
-	case "http":
-		switch {
-		case !httpsafe.IsLoopback(u.Hostname()):
-			return fmt.Errorf("authority %q uses plain http to a non-loopback host: use https", a)
-		case !allowHTTP:
-			return fmt.Errorf("authority %q uses plain http, which would send the credential unencrypted: use https "+
-				"(for a test token endpoint on this machine only, set insecure_http: true on the account)", a)
-		}
-		return nil
+	if err := httpsafe.CheckURL(a, allowHTTP, "the credential", AuthorityPublic); err != nil {
+		return fmt.Errorf("authority %w", err)
 	}
-	return fmt.Errorf("authority %q must use https", a)
+	return nil
 }
 
 // isTenantName reports whether s looks like a GUID or a DNS name, so it is

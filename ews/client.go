@@ -148,7 +148,11 @@ func NewClient(opts Options) *Client {
 			hc.Transport = newNTLMPool(base)
 		}
 	}
-	c.err = checkURL(opts.URL, opts.AllowHTTP)
+	carried := "the bearer token"
+	if opts.Login != nil {
+		carried = "the password"
+	}
+	c.err = checkURL(opts.URL, opts.AllowHTTP, carried)
 	if opts.AllowHTTP {
 		log.Warn("insecure_http is set: the EWS server may be plain http on loopback; for tests only, never in production",
 			"server", redact.Secrets(hostOf(opts.URL)))
@@ -167,22 +171,10 @@ func derive(hc *http.Client) (plain, stream *http.Client) {
 	return plain, stream
 }
 
-// checkURL refuses URLs that would send the token in the clear.
-func checkURL(raw string, allowHTTP bool) error {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" {
-		return source.Permanent(errors.New("ews: the server URL is not an absolute http(s) URL: use e.g. " + DefaultURL))
-	}
-	switch host := u.Scheme + "://" + u.Host; {
-	case u.Scheme == "https":
-		return nil
-	case u.Scheme != "http":
-		return source.Permanent(fmt.Errorf("ews: server %s must use https", host))
-	case !httpsafe.IsLoopback(u.Hostname()):
-		return source.Permanent(fmt.Errorf("ews: server %s uses plain http to a non-loopback host, which would send the bearer token unencrypted: use https", host))
-	case !allowHTTP:
-		return source.Permanent(fmt.Errorf("ews: server %s uses plain http, which would send the bearer token unencrypted: use https "+
-			"(for a test server on this machine only, set insecure_http: true on the account)", host))
+// checkURL refuses URLs that would send the credentials in the clear.
+func checkURL(raw string, allowHTTP bool, carried string) error {
+	if err := httpsafe.CheckURL(raw, allowHTTP, carried, DefaultURL); err != nil {
+		return source.Permanent(fmt.Errorf("ews: server %w", err))
 	}
 	return nil
 }

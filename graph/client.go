@@ -101,14 +101,8 @@ func NewClient(opts Options) *Client {
 	if c.hc.Timeout <= 0 {
 		c.hc.Timeout = 2 * time.Minute
 	}
-	u, err := url.Parse(c.base)
-	switch {
-	case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
-		c.err = source.Permanent(errors.New("graph: the server URL is not an absolute https URL: use e.g. " + DefaultURL))
-	case u.Scheme == "http" && !opts.AllowHTTP:
-		c.err = source.Permanent(errors.New("graph: refusing plain http: the bearer token would travel in the clear; use https"))
-	case u.Scheme == "http" && !httpsafe.IsLoopback(u.Hostname()):
-		c.err = source.Permanent(errors.New("graph: insecure_http allows plain http only to a loopback host"))
+	if err := httpsafe.CheckURL(c.base, opts.AllowHTTP, "the bearer token", DefaultURL); err != nil {
+		c.err = source.Permanent(fmt.Errorf("graph: server %w", err))
 	}
 	if opts.AllowHTTP {
 		log.Warn("insecure_http is set: the Graph server may be plain http on loopback; for tests only, never in production")

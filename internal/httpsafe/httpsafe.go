@@ -5,8 +5,10 @@ package httpsafe
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -47,4 +49,29 @@ func RetryAfter(h http.Header, now time.Time, limit time.Duration) (d time.Durat
 		return 0, false
 	}
 	return min(max(t.Sub(now), 0), limit), true
+}
+
+// CheckURL accepts an absolute https URL, and plain http only to a
+// loopback host and only when allowHTTP is set (insecure_http, for test
+// servers): otherwise what a request carries (carried: "the bearer
+// token", "the password") would cross a network in the clear. example is
+// a good URL for the error to suggest. The error names the URL's
+// scheme and host only.
+func CheckURL(raw string, allowHTTP bool, carried, example string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("%q is not an absolute https URL: use e.g. %s", raw, example)
+	}
+	switch host := u.Scheme + "://" + u.Host; {
+	case u.Scheme == "https":
+		return nil
+	case u.Scheme != "http":
+		return fmt.Errorf("%s must use https", host)
+	case !IsLoopback(u.Hostname()):
+		return fmt.Errorf("%s uses plain http to a non-loopback host, which would send %s unencrypted: use https", host, carried)
+	case !allowHTTP:
+		return fmt.Errorf("%s uses plain http, which would send %s unencrypted: use https "+
+			"(for a test server on this machine only, set insecure_http: true on the account)", host, carried)
+	}
+	return nil
 }

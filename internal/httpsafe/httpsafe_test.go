@@ -3,6 +3,7 @@ package httpsafe_test
 import (
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,6 +62,26 @@ func TestRetryAfter(t *testing.T) {
 		}
 		if d, ok := httpsafe.RetryAfter(h, now, time.Minute); d != c.want || ok != c.ok {
 			t.Errorf("RetryAfter(%q) = %v, %v; want %v, %v", c.v, d, ok, c.want, c.ok)
+		}
+	}
+}
+
+func TestCheckURL(t *testing.T) {
+	for _, c := range []struct {
+		url   string
+		allow bool
+		want  string // in the error; "" for none
+	}{
+		{"https://mail.contoso.com/EWS/Exchange.asmx", false, ""},
+		{"http://127.0.0.1:8080/x", true, ""},
+		{"http://127.0.0.1:8080/x", false, "set insecure_http: true"},
+		{"http://mail.contoso.com/x", true, "non-loopback host, which would send the password"},
+		{"ftp://mail.contoso.com/x", true, "must use https"},
+		{"mail.contoso.com", false, "not an absolute https URL: use e.g. https://example.test"},
+	} {
+		err := httpsafe.CheckURL(c.url, c.allow, "the password", "https://example.test")
+		if (err == nil) != (c.want == "") || (err != nil && !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("CheckURL(%q, %v) = %v, want %q", c.url, c.allow, err, c.want)
 		}
 	}
 }
