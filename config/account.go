@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+
+	"github.com/mailpoller/mailpoller/internal/redact"
 )
 
 // Authority hosts of the Microsoft identity platform per national cloud.
@@ -107,7 +109,7 @@ func (a Account) LogValue() slog.Value {
 func (n NATS) String() string {
 	where := "embedded on " + n.Embedded.Listen
 	if n.URL != "" {
-		where = redactURLs(n.URL)
+		where = redact.URLs(n.URL)
 	}
 	return fmt.Sprintf("nats %s (stream %s, subjects %s.>)", where, n.Stream, n.SubjectPrefix)
 }
@@ -118,7 +120,7 @@ func (n NATS) GoString() string { return n.String() }
 // LogValue implements slog.LogValuer without the password or token.
 func (n NATS) LogValue() slog.Value {
 	return slog.GroupValue(
-		slog.String("url", redactURLs(n.URL)),
+		slog.String("url", redact.URLs(n.URL)),
 		slog.String("embedded_listen", n.Embedded.Listen),
 		slog.String("stream", n.Stream),
 		slog.String("subject_prefix", n.SubjectPrefix),

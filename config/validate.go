@@ -190,22 +190,6 @@ func validNATSURL(s string) bool {
 	return false
 }
 
-// redactURLs hides the user info of every URL in a comma-separated list.
-func redactURLs(s string) string {
-	parts := strings.Split(s, ",")
-	for i, p := range parts {
-		if u, err := url.Parse(strings.TrimSpace(p)); err == nil {
-			if u.User != nil {
-				u.User = url.User("redacted")
-			}
-			parts[i] = u.String()
-		} else {
-			parts[i] = "(invalid URL)"
-		}
-	}
-	return strings.Join(parts, ",")
-}
-
 // validSubject reports whether s is a literal NATS subject: non-empty
 // dot-separated tokens without whitespace or wildcards.
 func validSubject(s string) bool {

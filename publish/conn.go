@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	neturl "net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mailpoller/mailpoller/config"
+	"github.com/mailpoller/mailpoller/internal/redact"
 )
 
 // Bucket names. They are part of the state contract (DESIGN.md §5).
@@ -127,7 +127,7 @@ var (
 
 // connectRetrying is ConnectNotify for the server at cfg.URL.
 func connectRetrying(ctx context.Context, cfg config.NATS, log *slog.Logger, failed func(error)) (*Conn, error) {
-	url := RedactURL(cfg.URL)
+	url := redact.URLs(cfg.URL)
 	delay := connectRetryMin
 	for attempt := 1; ; attempt++ {
 		c := blankConn(cfg, log)
@@ -298,7 +298,7 @@ func (c *Conn) connect(ctx context.Context, cfg config.NATS, url string, extra .
 		if dialErr := dialer.last(); errors.Is(err, nats.ErrNoServers) && dialErr != nil {
 			err = fmt.Errorf("%w: %w", err, dialErr)
 		}
-		return fmt.Errorf("connect to NATS at %s: %w", RedactURL(url), err)
+		return fmt.Errorf("connect to NATS at %s: %w", redact.URLs(url), err)
 	}
 	c.nc = nc
 	return c.ensure(ctx)
@@ -528,31 +528,4 @@ func (c *Conn) Close() {
 	if c.emb != nil {
 		c.emb.shutdown()
 	}
-}
-
-// RedactURL is a NATS URL list with any user, password or token left out,
-// for logs and errors.
-func RedactURL(urls string) string {
-	parts := strings.Split(urls, ",")
-	for i, p := range parts {
-		p = strings.TrimSpace(p)
-		u, err := neturl.Parse(p)
-		if err != nil || u.Host == "" {
-			if at := strings.LastIndex(p, "@"); at >= 0 {
-				p = "[redacted]@" + p[at+1:]
-			}
-			parts[i] = p
-			continue
-		}
-		if u.User != nil {
-			u.User = nil
-			parts[i] = "[redacted]@" + u.Host
-			if u.Scheme != "" {
-				parts[i] = u.Scheme + "://" + parts[i]
-			}
-			continue
-		}
-		parts[i] = p
-	}
-	return strings.Join(parts, ",")
 }

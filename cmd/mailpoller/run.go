@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mailpoller/mailpoller/config"
+	"github.com/mailpoller/mailpoller/internal/redact"
 	"github.com/mailpoller/mailpoller/poller"
 	"github.com/mailpoller/mailpoller/publish"
 )
@@ -143,7 +144,7 @@ func runPoller(ctx context.Context, cfg *config.Config, log *slog.Logger, po pol
 		log.Info("stopped before NATS was reachable", "err", err)
 		return 1
 	case err != nil && once && cctx.Err() != nil:
-		log.Error("NATS not reachable; giving up (run --once --nats-wait)", "url", publish.RedactURL(cfg.NATS.URL), "waited", wait, "err", err)
+		log.Error("NATS not reachable; giving up (run --once --nats-wait)", "url", redact.URLs(cfg.NATS.URL), "waited", wait, "err", err)
 		return 1
 	case err != nil:
 		log.Error("cannot connect to NATS", "err", err)

@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mailpoller/mailpoller/config"
+	"github.com/mailpoller/mailpoller/internal/redact"
 	"github.com/mailpoller/mailpoller/publish"
 )
 
@@ -106,7 +107,7 @@ func tailConnect(n config.NATS, nkeyFile string, stderr io.Writer) (*nats.Conn, 
 	}
 	nc, err := nats.Connect(n.URL, append(opts, nats.RetryOnFailedConnect(false))...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w", publish.RedactURL(n.URL), err)
+		return nil, fmt.Errorf("connect to %s: %w", redact.URLs(n.URL), err)
 	}
 	return nc, nil
 }
@@ -140,7 +141,7 @@ func tailConnectConfig(n config.NATS, url string, stderr io.Writer) (*nats.Conn,
 	}
 	nc, err := nats.Connect(u, append(opts, nats.RetryOnFailedConnect(false))...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w (is `mailpoller run` with the embedded server, or your NATS, running?)", publish.RedactURL(u), err)
+		return nil, fmt.Errorf("connect to %s: %w (is `mailpoller run` with the embedded server, or your NATS, running?)", redact.URLs(u), err)
 	}
 	return nc, nil
 }

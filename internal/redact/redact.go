@@ -4,7 +4,11 @@
 // long base64 runs such as an XOAUTH2 initial response echoed back.
 package redact
 
-import "regexp"
+import (
+	"net/url"
+	"regexp"
+	"strings"
+)
 
 // Mark replaces what was scrubbed.
 const Mark = "[redacted]"
@@ -31,4 +35,31 @@ func Secrets(s string) string {
 		}
 		return Mark
 	})
+}
+
+// URLs is a comma-separated URL list (NATS servers, say) with any user,
+// password or token left out, for logs and errors.
+func URLs(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		p = strings.TrimSpace(p)
+		u, err := url.Parse(p)
+		if err != nil || u.Host == "" {
+			if at := strings.LastIndex(p, "@"); at >= 0 {
+				p = "[redacted]@" + p[at+1:]
+			}
+			parts[i] = p
+			continue
+		}
+		if u.User != nil {
+			u.User = nil
+			parts[i] = "[redacted]@" + u.Host
+			if u.Scheme != "" {
+				parts[i] = u.Scheme + "://" + parts[i]
+			}
+			continue
+		}
+		parts[i] = p
+	}
+	return strings.Join(parts, ",")
 }
