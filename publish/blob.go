@@ -261,17 +261,33 @@ func (c *Conn) release(keys ...string) {
 
 // awaitAcks waits for every future's PubAck and returns the first error.
 func awaitAcks(ctx context.Context, futs []jetstream.PubAckFuture) error {
+	// After a refusal the other publishes are still in flight, and a later
+	// chunk may yet be stored (a smaller one fits where a full one did
+	// not): wait for them to settle, for at most settleWait, so that the
+	// purge that follows finds every chunk that lands.
+	var first error
+	var settle <-chan time.Time
 	for _, f := range futs {
 		select {
 		case <-f.Ok():
 		case err := <-f.Err():
-			return err
+			if first == nil {
+				first, settle = err, time.After(settleWait)
+			}
+		case <-settle:
+			return first
 		case <-ctx.Done():
+			if first != nil {
+				return first
+			}
 			return ctx.Err()
 		}
 	}
-	return nil
+	return first
 }
+
+// settleWait bounds the wait for publishes in flight after one failed.
+const settleWait = 5 * time.Second
 
 // GetBlob reads a blob back (for consumers, tail and tests).
 func (c *Conn) GetBlob(ctx context.Context, b *message.Blob) ([]byte, error) {
