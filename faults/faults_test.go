@@ -29,6 +29,11 @@ func (e *env) run(extra string, logs *logtest.Buffer) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	cfg := e.config(extra)
+	e.t.Cleanup(func() {
+		if e.t.Failed() {
+			e.t.Logf("the run's warnings and its last lines:\n%s", failureLog(logs.String()))
+		}
+	})
 	go func() {
 		defer close(done)
 		cctx, ccancel := context.WithTimeout(ctx, 30*time.Second)
@@ -470,4 +475,19 @@ func TestSIGHUPReload(t *testing.T) {
 		t.Error("the unchanged mailbox was restarted by the reload")
 	}
 	e.verify("SIGHUP adds a mailbox", true)
+}
+
+// failureLog is what a failed test shows of a run's log: every line at
+// WARN or above, then the last 60 lines.
+func failureLog(all string) string {
+	lines := strings.Split(strings.TrimRight(all, "\n"), "\n")
+	var b strings.Builder
+	for _, l := range lines {
+		if strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR") {
+			b.WriteString(l + "\n")
+		}
+	}
+	b.WriteString("--- last lines ---\n")
+	b.WriteString(strings.Join(lines[max(0, len(lines)-60):], "\n"))
+	return b.String()
 }

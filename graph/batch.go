@@ -96,6 +96,7 @@ func (s *Source) each(ctx context.Context, items []source.Item, what string, req
 // first answer that is neither 2xx, 404 nor a throttle.
 func (s *Source) batch(ctx context.Context, todo map[string]batchRequest, what string) error {
 	b := s.c.box(s.mb.Address)
+	refreshed := false
 	for round := 0; len(todo) > 0; round++ {
 		reqs := make([]batchRequest, 0, len(todo))
 		for _, r := range todo {
@@ -111,6 +112,7 @@ func (s *Source) batch(ctx context.Context, todo map[string]batchRequest, what s
 		}
 		var wait time.Duration
 		var last *Error
+		refused := false
 		for _, r := range out.Responses {
 			if _, ok := todo[r.ID]; !ok {
 				continue
@@ -131,6 +133,13 @@ func (s *Source) batch(ctx context.Context, todo map[string]batchRequest, what s
 				h.Set(k, v)
 			}
 			e.wait, e.hasWait = retryAfter(h, time.Now())
+			if r.Status == http.StatusUnauthorized && !refreshed {
+				// Graph checks a batch's token once, for all its items;
+				// should an item be refused anyway, a fresh token gets
+				// it one more round, as a request on its own would.
+				refused, last = true, e
+				continue
+			}
 			if !e.transient() {
 				return e
 			}
@@ -142,6 +151,12 @@ func (s *Source) batch(ctx context.Context, todo map[string]batchRequest, what s
 		}
 		if last == nil {
 			return fmt.Errorf("graph %s ($batch) in %s: %d requests got no answer", what, s.mb.Address, len(todo))
+		}
+		if refused {
+			refreshed = true
+			if tok, _, err := s.c.tok.Token(ctx, s.c.scp); err == nil {
+				s.c.tok.Invalidate(s.c.scp, tok)
+			}
 		}
 		if round >= batchRetries || wait > retryMaxWait {
 			return last

@@ -340,3 +340,30 @@ func TestUnauthorizedRenewsToken(t *testing.T) {
 		t.Errorf("%d token requests after one 401, want 1", n)
 	}
 }
+
+// TestBatchItemUnauthorizedRenewsToken: a $batch item refused with 401
+// gets one more round with a fresh token, not a mailbox given up on.
+func TestBatchItemUnauthorizedRenewsToken(t *testing.T) {
+	e := newEnv(t)
+	deliver(t, e, mbox, 1, 2)
+	tr := e.transport(writer, "s1")
+	src, err := tr.Open(context.Background(), source.Mailbox{Address: mbox, StartFrom: source.StartAll, AfterRead: source.MarkRead}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	before := e.sim.TokenRequests(writer)
+	e.sim.Graph().UnauthorizedItems(1)
+	if items, _ := poll(t, src, nil); len(items) != 2 {
+		t.Fatalf("%d items, want 2", len(items))
+	}
+	msgs, _ := e.sim.Store().Messages(mbox, "INBOX")
+	for _, m := range msgs {
+		if !m.Seen() {
+			t.Errorf("UID %d not marked read after the refused item was sent again", m.UID)
+		}
+	}
+	if n := e.sim.TokenRequests(writer) - before; n != 1 {
+		t.Errorf("%d token requests after one refused item, want 1", n)
+	}
+}

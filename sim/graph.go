@@ -38,6 +38,7 @@ type GraphServer struct {
 	throttle    map[string][]time.Duration // per mailbox: Retry-After of the next 429s (0: no header)
 	unavailable map[string][]time.Duration // per mailbox: Retry-After of the next 503s (0: no header)
 	unauth      int                        // next requests answered 401
+	unauthItems int                        // next $batch items answered 401
 	deltaGen    map[string]int             // per mailbox: delta tokens of older generations are refused
 	inFlight    map[string]int             // per app + " " + mailbox
 	maxInFlight map[string]int             // per mailbox: most requests ever in flight at once (429s included)
@@ -109,6 +110,15 @@ func (g *GraphServer) Unauthorized(n int) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.unauth += n
+}
+
+// UnauthorizedItems makes the next n $batch items answer 401 inside a 200
+// batch, which Graph itself does not do (it checks a batch's token once):
+// a client must still not give up on the mailbox for it.
+func (g *GraphServer) UnauthorizedItems(n int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.unauthItems += n
 }
 
 // Requests counts the HTTP requests for mailbox; a $batch counts once per
@@ -236,11 +246,17 @@ func (q *graphReq) parsePrefer() {
 }
 
 // authorize checks the Bearer token: its claims, or the 401 to answer.
-func (g *GraphServer) authorize(h http.Header) (*Claims, *graphError) {
+// An injected 401 (Unauthorized) is taken by a request from the wire
+// (wire), never by a $batch item: Graph checks the token of a batch once,
+// for the whole batch.
+func (g *GraphServer) authorize(h http.Header, wire bool) (*Claims, *graphError) {
 	g.mu.Lock()
-	forced := g.unauth > 0
-	if forced {
+	forced := wire && g.unauth > 0 || !wire && g.unauthItems > 0
+	switch {
+	case forced && wire:
 		g.unauth--
+	case forced:
+		g.unauthItems--
 	}
 	g.mu.Unlock()
 	if forced {
@@ -388,7 +404,7 @@ func writeGraph(w http.ResponseWriter, resp *graphResponse, clientReqID string) 
 // serve answers one request (from the wire or a batch item).
 func (g *GraphServer) serve(q *graphReq, batchItem bool) *graphResponse {
 	crid := q.header.Get("client-request-id")
-	c, e := g.authorize(q.header)
+	c, e := g.authorize(q.header, !batchItem)
 	if e != nil {
 		return errorResponse(e, crid)
 	}

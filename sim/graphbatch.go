@@ -26,7 +26,7 @@ type batchRequest struct {
 // failed answers 424.
 func (g *GraphServer) batch(q *graphReq) *graphResponse {
 	crid := q.header.Get("client-request-id")
-	if _, e := g.authorize(q.header); e != nil {
+	if _, e := g.authorize(q.header, true); e != nil {
 		return errorResponse(e, crid)
 	}
 	var req struct {

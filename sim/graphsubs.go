@@ -95,7 +95,7 @@ func (g *GraphServer) validate(raw string) bool {
 // subscriptions serves /v1.0/subscriptions[/{id}].
 func (g *GraphServer) subscriptions(q *graphReq) *graphResponse {
 	crid := q.header.Get("client-request-id")
-	c, e := g.authorize(q.header)
+	c, e := g.authorize(q.header, true)
 	if e != nil {
 		return errorResponse(e, crid)
 	}
