@@ -144,9 +144,18 @@ type Account struct {
 	Server             string       `yaml:"server"`               // host:port (imap) or URL (ews)
 	InsecureHTTP       bool         `yaml:"insecure_http"`        // tests only: allow http:// authority and EWS server on loopback
 	TLS                TLS          `yaml:"tls"`
+	Timeouts           Timeouts     `yaml:"timeouts"`
 	Mailbox            string       `yaml:"mailbox"`
 	AdditionalUsers    []MailboxRef `yaml:"additional_users"`
 	Options            `yaml:",inline"`
+}
+
+// Timeouts bound an account's talk with its server; 0 (left out) means
+// the default.
+type Timeouts struct {
+	Read    Duration `yaml:"read"`    // imap: nothing received for this long closes the connection; default 60s
+	Command Duration `yaml:"command"` // imap: one command may take this long (a UID SEARCH of a huge folder); default 5m
+	Request Duration `yaml:"request"` // ews, graph: one HTTP request, its answer included; default 2m
 }
 
 // MailboxRef is an entry of additional_users: either a plain address or a

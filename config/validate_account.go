@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/mailpoller/mailpoller/internal/httpsafe"
 )
@@ -34,6 +35,7 @@ func (d *decoder) validateAccount(a *Account, p string) {
 	if a.TLS.CAFile != "" {
 		d.caFile(p+".tls.ca_file", a.TLS.CAFile)
 	}
+	d.validateTimeouts(a, p+".timeouts.")
 	switch {
 	case a.Mailbox == "":
 		d.at(p+".mailbox", "missing", fixAddress+"; the app needs access to it (Add-MailboxPermission or an Exchange RBAC role assignment)")
@@ -49,6 +51,32 @@ func (d *decoder) validateAccount(a *Account, p string) {
 			d.address(refKey(d, rp), r.Address)
 		}
 		d.validateOptions(r.Options, rp)
+	}
+}
+
+// validateTimeouts checks the timeouts block: each between 1s and 1h, and
+// only those of a's protocol.
+func (d *decoder) validateTimeouts(a *Account, p string) {
+	protocol := a.Protocol
+	if protocol == "" {
+		protocol = "imap"
+	}
+	imap := protocol == "imap"
+	for _, t := range []struct {
+		key  string
+		v    Duration
+		imap bool
+	}{{"read", a.Timeouts.Read, true}, {"command", a.Timeouts.Command, true}, {"request", a.Timeouts.Request, false}} {
+		switch {
+		case t.v == 0:
+		case t.imap != imap:
+			d.at(p+t.key, "is not used with protocol: "+protocol, "remove it (read and command are IMAP's, request is EWS's and Graph's)")
+		case t.v.D() < time.Second || t.v.D() > time.Hour:
+			d.at(p+t.key, t.v.String()+" is out of range", "write a duration between 1s and 1h, or leave it out for the default")
+		}
+	}
+	if r, c := a.Timeouts.Read.D(), a.Timeouts.Command.D(); r > 0 && c > 0 && c < r {
+		d.at(p+"command", "is shorter than timeouts.read", "a command waits at least as long as a read: make command ≥ read")
 	}
 }
 

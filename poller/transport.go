@@ -37,7 +37,8 @@ func newTransport(a *config.Account, hc *http.Client, tc *tls.Config, tokens sou
 		if !strings.Contains(user, imap.MailboxPlaceholder) {
 			user = a.Login()
 		}
-		return &imap.Transport{Addr: a.Server, TLSConfig: tc, Username: user, Password: a.Password, StartTLS: a.StartTLS}, nil
+		return &imap.Transport{Addr: a.Server, TLSConfig: tc, Username: user, Password: a.Password, StartTLS: a.StartTLS,
+			ReadTimeout: a.Timeouts.Read.D(), CommandTimeout: a.Timeouts.Command.D()}, nil
 	}
 	if a.Protocol == "ews" {
 		opts := ews.Options{URL: a.Server, AllowHTTP: a.InsecureHTTP, HTTPClient: hc, Logger: log, Delegate: a.Access == config.AccessDelegate}
@@ -55,7 +56,8 @@ func newTransport(a *config.Account, hc *http.Client, tc *tls.Config, tokens sou
 	}
 	switch a.Protocol {
 	case "", "imap":
-		return &imap.Transport{Addr: a.Server, TLSConfig: tc, Tokens: tokens, StartTLS: a.StartTLS}, nil
+		return &imap.Transport{Addr: a.Server, TLSConfig: tc, Tokens: tokens, StartTLS: a.StartTLS,
+			ReadTimeout: a.Timeouts.Read.D(), CommandTimeout: a.Timeouts.Command.D()}, nil
 	case "graph":
 		return graph.NewTransport(graph.Options{URL: a.Server, AllowHTTP: a.InsecureHTTP, HTTPClient: hc, Logger: log, Push: push}, tokens), nil
 	}
@@ -140,9 +142,14 @@ func (t *Transports) account(a *config.Account) (*account, error) {
 	if err != nil {
 		return nil, source.Permanent(fmt.Errorf("account %s: %w", a.Name, err))
 	}
-	// Two minutes: a GetItem answer carries up to max_message_bytes of
-	// base64 MIME. EWS streaming makes its own client without this bound.
-	hc := &http.Client{Timeout: 2 * time.Minute, Transport: &http.Transport{TLSClientConfig: tc.Clone(), Proxy: http.ProxyFromEnvironment}}
+	// Two minutes by default: a GetItem answer carries up to
+	// max_message_bytes of base64 MIME. EWS streaming makes its own client
+	// without this bound.
+	timeout := 2 * time.Minute
+	if a.Timeouts.Request > 0 {
+		timeout = a.Timeouts.Request.D()
+	}
+	hc := &http.Client{Timeout: timeout, Transport: &http.Transport{TLSClientConfig: tc.Clone(), Proxy: http.ProxyFromEnvironment}}
 	tr, err := newTransport(a, hc, tc, &accountTokens{t: t, a: a, hc: hc}, t.push, t.log.With("account", a.Name))
 	if err != nil {
 		return nil, err
