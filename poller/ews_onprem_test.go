@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mailpoller/mailpoller/config"
 	"github.com/mailpoller/mailpoller/ews"
 	"github.com/mailpoller/mailpoller/internal/logtest"
+	"github.com/mailpoller/mailpoller/internal/wait"
+	"github.com/mailpoller/mailpoller/publish"
 	"github.com/mailpoller/mailpoller/sim"
 	"github.com/mailpoller/mailpoller/source"
 )
@@ -133,6 +136,45 @@ func TestEWSOnPremisesRefusals(t *testing.T) {
 		var re *ews.ResponseError
 		if !errors.As(err, &re) || !strings.Contains(re.Fix(source.Admin{Mailbox: env.boxes[0]}), c.fix) {
 			t.Errorf("%s: fix %q lacks %q", c.name, re.Fix(source.Admin{}), c.fix)
+		}
+	}
+}
+
+// TestEWSOnPremisesPush: streaming notifications work over NTLM too (the
+// long-lived GetStreamingEvents request gets its own authenticated
+// connection): with a 60 s poll interval, new mail is an event within
+// seconds.
+func TestEWSOnPremisesPush(t *testing.T) {
+	env := newOnPremEnv(t)
+	cfg := env.onPremConfig(t, "ntlm", `CONTOSO\svc`, "delegate")
+	d := config.Duration(60 * time.Second)
+	cfg.Defaults.PollInterval, cfg.Accounts[0].PollInterval = &d, &d
+	events := make(chan *publish.Event, 1)
+	mon := NewMonitor()
+	var logs logtest.Buffer
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(logs.String())
+		}
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Run(ctx, Options{Config: cfg, NATS: newNATS(t), Monitor: mon, Logger: debugLogger(&logs),
+			OnEvent: func(ev *publish.Event) { events <- ev }})
+	}()
+	defer func() { cancel(); <-done }()
+	wait.For(t, 20*time.Second, "caught up", func() bool {
+		s, ok := status(mon, env.boxes[0])
+		return ok && s.State == StateCaughtUp
+	})
+	for i := 1; i <= 5; i++ {
+		env.sim.Store().Deliver(env.boxes[0], "INBOX", sim.Generate(env.boxes[0], i), time.Now())
+		select {
+		case <-events:
+		case <-time.After(15 * time.Second):
+			t.Fatalf("no event for new mail %d within 15s over NTLM (poll interval 60s)", i)
 		}
 	}
 }

@@ -95,9 +95,18 @@ func (s *EWSServer) userLogin(w http.ResponseWriter, r *http.Request) (u *User, 
 }
 
 // delegateMailbox is the mailbox a request without ExchangeImpersonation
-// works on: the one a DistinguishedFolderId names, else the owner of the
-// first folder or item id it names, else the user's own.
+// works on: the one its subscription is for, else the one a
+// DistinguishedFolderId names, else the owner of the first folder or item
+// id it names, else the user's own.
 func (s *EWSServer) delegateMailbox(u *User, op *xnode) string {
+	for _, id := range op.all("SubscriptionId") {
+		s.mu.Lock()
+		sub, ok := s.subs[strings.TrimSpace(id.text)]
+		s.mu.Unlock()
+		if ok {
+			return sub.mailbox
+		}
+	}
 	for _, m := range op.all("Mailbox") {
 		if a := m.child("EmailAddress"); a != nil && strings.TrimSpace(a.text) != "" {
 			return strings.ToLower(strings.TrimSpace(a.text))
