@@ -12,6 +12,10 @@ import (
 // name. Permanent: create the folder or fix the name in the config.
 var ErrFolderNotFound = errors.New("folder not found")
 
+// errAmbiguous marks an ErrFolderNotFound for a name several folders
+// have: nothing is created for it.
+var errAmbiguous = errors.New("ambiguous name")
+
 // findFolderPage is the page size of FindFolder (EWSFindCountLimit is 1000).
 const findFolderPage = 500
 
@@ -86,8 +90,8 @@ func (c *Client) findChild(ctx context.Context, mailbox string, parent FolderID,
 	if len(exact) == 1 {
 		return exact[0].ID, nil
 	}
-	return FolderID{}, fmt.Errorf("%w: %d folders are named %q in %s: write the folder's path from the top (e.g. Inbox/%s) or rename all but one",
-		ErrFolderNotFound, len(matches), displayName, mailbox, displayName)
+	return FolderID{}, fmt.Errorf("%w (%w): %d folders are named %q in %s: write the folder's path from the top (e.g. Inbox/%s) or rename all but one",
+		ErrFolderNotFound, errAmbiguous, len(matches), displayName, mailbox, displayName)
 }
 
 // findFolderPage returns one page of parent's children (deep: descendants),
@@ -192,4 +196,64 @@ func (c *Client) GetFolder(ctx context.Context, mailbox string, f FolderID) (*Fo
 	}
 	out := folder(fn)
 	return &out, nil
+}
+
+// CreateFolder makes a mail folder called name under parent and returns
+// its id. A name taken under parent is ErrorFolderExists.
+func (c *Client) CreateFolder(ctx context.Context, mailbox string, parent FolderID, name string) (FolderID, error) {
+	r := c.newRequest(mailbox)
+	r.open("m:CreateFolder")
+	r.open("m:ParentFolderId")
+	r.folderID(parent, mailbox)
+	r.close("m:ParentFolderId")
+	r.open("m:Folders")
+	r.open("t:Folder")
+	r.elem("t:FolderClass", "IPF.Note")
+	r.elem("t:DisplayName", name)
+	r.close("t:Folder")
+	r.close("m:Folders")
+	r.close("m:CreateFolder")
+	body, err := c.call(ctx, "CreateFolder", mailbox, r.bytes())
+	if err == nil {
+		var msgs []*node
+		if msgs, err = responseMessages(body, "CreateFolder"); err == nil && len(msgs) != 1 {
+			err = fmt.Errorf("%w: %d response messages, want 1", errDecode, len(msgs))
+		}
+		if err == nil {
+			if e := messageError(msgs[0]); e != nil {
+				err = e
+			} else if f := msgs[0].child(nsMessages, "Folders").first(); f != nil {
+				return folder(f).ID, nil
+			} else {
+				err = fmt.Errorf("%w: no folder in the response", errDecode)
+			}
+		}
+	}
+	return FolderID{}, fmt.Errorf("create folder %q in %s: %w", name, mailbox, err)
+}
+
+// EnsureFolder is FindFolder that creates what is missing: the last
+// level of a path, and the levels above it, under their parents (a bare
+// name that is nowhere in the mailbox is made under msgfolderroot).
+func (c *Client) EnsureFolder(ctx context.Context, mailbox, name string) (FolderID, error) {
+	id, err := c.FindFolder(ctx, mailbox, name)
+	if !errors.Is(err, ErrFolderNotFound) || errors.Is(err, errAmbiguous) {
+		return id, err // found, a failure, or ambiguous: nothing to create
+	}
+	parent := FolderID{Distinguished: "msgfolderroot"}
+	for i, level := range strings.Split(strings.Trim(name, "/"), "/") {
+		if i == 0 && wellKnown[strings.ToLower(level)] && strings.Contains(name, "/") {
+			parent = FolderID{Distinguished: strings.ToLower(level)}
+			continue
+		}
+		child, err := c.findChild(ctx, mailbox, parent, level, false)
+		if errors.Is(err, ErrFolderNotFound) {
+			child, err = c.CreateFolder(ctx, mailbox, parent, level)
+		}
+		if err != nil {
+			return FolderID{}, err
+		}
+		parent = child
+	}
+	return parent, nil
 }

@@ -7,8 +7,8 @@ import (
 	"github.com/mailpoller/mailpoller/source"
 )
 
-// Quarantine implements source.Quarantiner: it moves items to the folder
-// with that display name (which must exist).
+// Quarantine implements source.Quarantiner: it moves items to folder (a
+// path or a name, see FindFolder), creating it if it is missing.
 func (s *Source) Quarantine(ctx context.Context, items []source.Item, folder string) error {
 	ids := make([]ItemID, 0, len(items))
 	for _, it := range items {
@@ -19,7 +19,7 @@ func (s *Source) Quarantine(ctx context.Context, items []source.Item, folder str
 	if len(ids) == 0 {
 		return nil
 	}
-	to, err := s.c.FindFolder(ctx, s.opts.Address, folder)
+	to, err := s.c.EnsureFolder(ctx, s.opts.Address, folder)
 	if err != nil {
 		return fmt.Errorf("quarantine folder %s: %w", folder, err)
 	}

@@ -2,9 +2,12 @@ package poller
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/mailpoller/mailpoller/ews"
 	"github.com/mailpoller/mailpoller/internal/logtest"
 	"github.com/mailpoller/mailpoller/sim"
 )
@@ -47,5 +50,36 @@ func TestMoveToFolderPath(t *testing.T) {
 				t.Errorf("Incoming %d, Inbox/Processed %d, top-level Processed %d; want 0, 3, 0", src, in, top)
 			}
 		})
+	}
+}
+
+// TestEWSEnsureFolder: the EWS quarantine folder is made when missing,
+// each missing level under its parent, and found (not made twice) after.
+func TestEWSEnsureFolder(t *testing.T) {
+	env := newSimEnv(t)
+	box := env.boxes[0]
+	cfg := env.config(t, "ews", "")
+	tr, err := NewTransports(nil).For(&cfg.Accounts[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := tr.(*ews.Transport).Client()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, path := range []string{"Inbox/Quarantine/Poison", "Unreadable"} {
+		first, err := c.EnsureFolder(ctx, box, path)
+		if err != nil {
+			t.Fatalf("EnsureFolder(%s): %v", path, err)
+		}
+		again, err := c.EnsureFolder(ctx, box, path)
+		if err != nil || again.ID != first.ID {
+			t.Errorf("EnsureFolder(%s) again = %v, %v; want the same folder %v", path, again, err, first)
+		}
+	}
+	folders := env.sim.Store().Folders(box)
+	for _, want := range []string{"INBOX/Quarantine", "INBOX/Quarantine/Poison", "Unreadable"} {
+		if !slices.ContainsFunc(folders, func(f string) bool { return strings.EqualFold(f, want) }) {
+			t.Errorf("the mailbox's folders %v lack %s", folders, want)
+		}
 	}
 }
