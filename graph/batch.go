@@ -38,7 +38,8 @@ func (s *Source) AfterRead(ctx context.Context, items []source.Item) error {
 	return fmt.Errorf("graph: unknown after_read %q", s.mb.AfterRead)
 }
 
-// Quarantine implements source.Quarantiner: it moves items to folder.
+// Quarantine implements source.Quarantiner: it moves items to folder,
+// creating the folder (each missing level of its path) when it is missing.
 func (s *Source) Quarantine(ctx context.Context, items []source.Item, folder string) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
@@ -46,7 +47,7 @@ func (s *Source) Quarantine(ctx context.Context, items []source.Item, folder str
 }
 
 func (s *Source) move(ctx context.Context, items []source.Item, folder, what string) error {
-	id, err := s.folderID(ctx, folder)
+	id, err := s.folderID(ctx, folder, what == "quarantine") // a missing quarantine folder is made
 	if err != nil {
 		return fmt.Errorf("%s to %s: %w", what, folder, err)
 	}

@@ -2,6 +2,7 @@ package graph
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -36,6 +37,16 @@ var ErrFolderNotFound = fmt.Errorf("folder not found: %w", source.ErrPermanent)
 // matched case-insensitively among the children of the one before, so
 // two folders of the same name in different places are not confused.
 func (c *Client) Folder(ctx context.Context, mailbox, path string) (Folder, error) {
+	return c.folder(ctx, mailbox, path, false)
+}
+
+// EnsureFolder is Folder that creates the levels of path that are
+// missing, each under its parent.
+func (c *Client) EnsureFolder(ctx context.Context, mailbox, path string) (Folder, error) {
+	return c.folder(ctx, mailbox, path, true)
+}
+
+func (c *Client) folder(ctx context.Context, mailbox, path string, create bool) (Folder, error) {
 	parts := strings.Split(strings.Trim(path, "/"), "/")
 	var f Folder
 	first := true
@@ -43,6 +54,7 @@ func (c *Client) Folder(ctx context.Context, mailbox, path string) (Folder, erro
 		if name == "" {
 			continue
 		}
+		list := userPath(mailbox) + "/mailFolders"
 		if first {
 			first = false
 			if wk, ok := wellKnown[strings.ToLower(name)]; ok {
@@ -53,14 +65,14 @@ func (c *Client) Folder(ctx context.Context, mailbox, path string) (Folder, erro
 				}
 				continue
 			}
-			next, err := c.child(ctx, mailbox, userPath(mailbox)+"/mailFolders?$top=100&"+folderSelect, name)
-			if err != nil {
-				return Folder{}, fmt.Errorf("folder %q: %w", strings.Join(parts[:i+1], "/"), err)
-			}
-			f = next
-			continue
+		} else {
+			list += "/" + url.PathEscape(f.ID) + "/childFolders"
 		}
-		next, err := c.child(ctx, mailbox, userPath(mailbox)+"/mailFolders/"+url.PathEscape(f.ID)+"/childFolders?$top=100&"+folderSelect, name)
+		next, err := c.child(ctx, mailbox, list+"?$top=100&"+folderSelect, name)
+		if errors.Is(err, ErrFolderNotFound) && create {
+			err = c.getJSON(ctx, request{method: "POST", url: list, body: map[string]string{"displayName": name},
+				mailbox: mailbox, op: "create folder " + name}, &next)
+		}
 		if err != nil {
 			return Folder{}, fmt.Errorf("folder %q: %w", strings.Join(parts[:i+1], "/"), err)
 		}

@@ -231,7 +231,8 @@ func TestMoveToPathAndQuarantine(t *testing.T) {
 	var items []source.Item
 	err = src.Poll(context.Background(), nil, func(ctx context.Context, b source.Batch) error {
 		items = append(items, b.Items...)
-		if err := src.(source.Quarantiner).Quarantine(ctx, b.Items[:1], "Quarantine"); err != nil {
+		// A quarantine folder that does not exist yet is made, level by level.
+		if err := src.(source.Quarantiner).Quarantine(ctx, b.Items[:1], "Inbox/Held/Poison"); err != nil {
 			return err
 		}
 		return src.AfterRead(ctx, b.Items[1:])
@@ -246,8 +247,8 @@ func TestMoveToPathAndQuarantine(t *testing.T) {
 		}
 		return len(m)
 	}
-	if a, b, c, d := count("Inbox/Processed"), count("Processed"), count("Quarantine"), count("INBOX"); a != 2 || b != 0 || c != 1 || d != 0 {
-		t.Errorf("Inbox/Processed %d, Processed %d, Quarantine %d, INBOX %d; want 2, 0, 1, 0", a, b, c, d)
+	if a, b, c, d := count("Inbox/Processed"), count("Processed"), count("Inbox/Held/Poison"), count("INBOX"); a != 2 || b != 0 || c != 1 || d != 0 {
+		t.Errorf("Inbox/Processed %d, Processed %d, Inbox/Held/Poison %d, INBOX %d; want 2, 0, 1, 0", a, b, c, d)
 	}
 	if _, err := tr.Open(context.Background(), source.Mailbox{Address: mbox, AfterRead: source.Move, MoveTo: "Inbox/Nowhere"}, nil); !errors.Is(err, source.ErrPermanent) {
 		t.Errorf("Open with a missing move_to = %v, want a permanent error", err)

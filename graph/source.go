@@ -67,7 +67,7 @@ func Open(ctx context.Context, c *Client, mb source.Mailbox, log *slog.Logger) (
 	}
 	s := &Source{c: c, mb: mb, folder: f, log: log.With("mailbox", mb.Address), folders: map[string]string{}}
 	if mb.AfterRead == source.Move {
-		if _, err := s.folderID(ctx, mb.MoveTo); err != nil {
+		if _, err := s.folderID(ctx, mb.MoveTo, false); err != nil {
 			return nil, fmt.Errorf("move_to: %w", err)
 		}
 	}
@@ -104,14 +104,20 @@ func (s *Source) bound(ctx context.Context) (context.Context, context.CancelFunc
 	return ctx, func() { stop(); cancel() }
 }
 
-func (s *Source) folderID(ctx context.Context, path string) (string, error) {
+// folderID is the id of the folder path, looked up once per Source;
+// create makes the levels that are missing.
+func (s *Source) folderID(ctx context.Context, path string, create bool) (string, error) {
 	s.mu.Lock()
 	id, ok := s.folders[path]
 	s.mu.Unlock()
 	if ok {
 		return id, nil
 	}
-	f, err := s.c.Folder(ctx, s.mb.Address, path)
+	find := s.c.Folder
+	if create {
+		find = s.c.EnsureFolder
+	}
+	f, err := find(ctx, s.mb.Address, path)
 	if err != nil {
 		return "", err
 	}

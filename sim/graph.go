@@ -475,6 +475,8 @@ func (g *GraphServer) route(q *graphReq) (string, graphHandler) {
 		return "folder", g.getFolder
 	case is("GET", "mailFolders", "*", "childFolders"):
 		return "childFolders", g.listFolders
+	case is("POST", "mailFolders"), is("POST", "mailFolders", "*", "childFolders"):
+		return "createFolder", g.createFolder
 	case is("GET", "mailFolders", "*", "messages", "delta"):
 		return "delta", g.delta
 	case is("GET", "messages", "*"), is("GET", "mailFolders", "*", "messages", "*"):

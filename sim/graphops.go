@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -158,6 +159,35 @@ func (g *GraphServer) listFolders(mailbox string, q *graphReq) (*graphResponse, 
 		out["@odata.nextLink"] = q.base + path + "?" + v.Encode()
 	}
 	return jsonResponse(200, out), nil
+}
+
+// createFolder serves POST …/mailFolders and …/mailFolders/{id}/childFolders
+// {"displayName"}: 201 with the new folder, 409 ErrorFolderExists when the
+// parent has a folder of that name.
+func (g *GraphServer) createFolder(mailbox string, q *graphReq) (*graphResponse, *graphError) {
+	var req struct {
+		DisplayName string `json:"displayName"`
+	}
+	if err := json.Unmarshal(q.body, &req); err != nil || strings.TrimSpace(req.DisplayName) == "" {
+		return nil, gerr(400, "ErrorInvalidParameter", "The value of the parameter 'DisplayName' is empty.")
+	}
+	g.store.mu.Lock()
+	defer g.store.mu.Unlock()
+	parent := gfolder{mailbox: mailbox}
+	if len(q.segs) > 3 {
+		var e *graphError
+		if parent, e = g.resolveFolder(mailbox, q.segs[3]); e != nil {
+			return nil, e
+		}
+	}
+	f, err := g.store.createChildLocked(g.store.boxes[mailbox], parent.f, req.DisplayName)
+	switch {
+	case errors.Is(err, errExists):
+		return nil, gerr(409, "ErrorFolderExists", "A folder with the specified name already exists.")
+	case err != nil:
+		return nil, gerr(400, "ErrorInvalidParameter", err.Error())
+	}
+	return jsonResponse(201, g.folderJSON(gfolder{f, mailbox})), nil
 }
 
 // findMessage finds a message by its id or ImmutableId. Called with the store lock held.
