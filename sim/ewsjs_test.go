@@ -1,14 +1,7 @@
 package sim
 
 import (
-	"context"
-	"encoding/json"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
-	"time"
 )
 
 // TestEWSJavaScriptAPI runs Microsoft's EWS Managed API port for
@@ -19,45 +12,11 @@ import (
 // and moving an item there, delete, and the incremental resync; then it
 // checks the store.
 func TestEWSJavaScriptAPI(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err == nil {
-		_, err = os.Stat("testdata/ewsjs/node_modules/ews-javascript-api")
-	}
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("node and testdata/ewsjs/node_modules are required in CI (npm ci there): %v", err)
-		}
-		t.Skipf("node or ews-javascript-api missing (npm ci in sim/testdata/ewsjs): %v", err)
-	}
-	seed, err := LoadSeed("testdata/seed.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	s, err := Start(context.Background(), seed, &Options{CADir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
 	const box = "support@contoso.test"
-	b, _ := json.Marshal(s.Endpoints())
-	epFile := filepath.Join(dir, "endpoints.json")
-	os.WriteFile(epFile, b, 0o600)
-	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "check.js", epFile, box)
-	cmd.Dir = "testdata/ewsjs"
-	cmd.Env = append(os.Environ(), "NODE_EXTRA_CA_CERTS="+s.Endpoints().CAFile)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("ews-javascript-api script: %v\n%s", err, out)
-	}
-	for _, step := range []string{"ok token", "ok find 5", "ok sync 5", "ok mime", "ok mark_read", "ok folder Processed created",
-		"ok move Processed", "ok delete", "ok resync 0 created, 2 deleted, 1 read"} {
-		if !strings.Contains(string(out), step) {
-			t.Errorf("output lacks %q:\n%s", step, out)
-		}
-	}
+	s := clientScript{name: "ews-javascript-api", available: nodePackage("ewsjs", "ews-javascript-api"),
+		install: "npm ci in sim/testdata/ewsjs", prog: "node", dir: "testdata/ewsjs", script: "check.js",
+		steps: []string{"ok token", "ok find 5", "ok sync 5", "ok mime", "ok mark_read", "ok folder Processed created",
+			"ok move Processed", "ok delete", "ok resync 0 created, 2 deleted, 1 read"}}.run(t)
 	inbox, _ := s.Store().Messages(box, "INBOX")
 	processed, err := s.Store().Messages(box, "INBOX/Processed")
 	if err != nil {
