@@ -22,15 +22,9 @@
 package dovecottest
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -41,6 +35,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mailpoller/mailpoller/internal/testcert"
 )
 
 // Options describe the server to start.
@@ -126,7 +122,11 @@ func Start(t testing.TB, opts Options) *Server {
 	// Mail lives under mail/, owned by the mail user (uid/gid 8 on Debian).
 	os.Chown(filepath.Join(dir, "mail"), 8, 8)
 
-	certPEM, keyPEM, pool := selfSigned(t)
+	tc, err := testcert.New("localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, keyPEM, pool := tc.CertPEM, tc.KeyPEM, tc.Pool
 	caFile := filepath.Join(dir, "ssl", "cert.pem")
 	os.WriteFile(caFile, certPEM, 0o644)
 	os.WriteFile(filepath.Join(dir, "ssl", "key.pem"), keyPEM, 0o600)
@@ -219,30 +219,6 @@ func Start(t testing.TB, opts Options) *Server {
 func (s *Server) Log() string {
 	b, _ := os.ReadFile(filepath.Join(s.Dir, "log", "dovecot.log"))
 	return string(b)
-}
-
-func selfSigned(t testing.TB) (certPEM, keyPEM []byte, pool *x509.CertPool) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "localhost"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IsCA: true, BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, _ := x509.MarshalECPrivateKey(key)
-	cert, _ := x509.ParseCertificate(der)
-	pool = x509.NewCertPool()
-	pool.AddCert(cert)
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), pool
 }
 
 const dovecotConf = `# mailpoller test instance (Dovecot 2.3), rendered by internal/dovecottest

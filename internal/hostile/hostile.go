@@ -15,15 +15,8 @@ package hostile
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"fmt"
-	"math/big"
 	"net"
 	"strings"
 	"sync"
@@ -35,6 +28,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 	"github.com/emersion/go-sasl"
+	"github.com/mailpoller/mailpoller/internal/testcert"
 )
 
 // Options configure a Server.
@@ -85,12 +79,12 @@ func Start(t testing.TB, opts Options) *Server {
 			t.Fatalf("hostile: create %s: %v", f, err)
 		}
 	}
-	cert, pool, err := selfSigned()
+	tc, err := testcert.New("hostile imap")
 	if err != nil {
 		t.Fatalf("hostile: certificate: %v", err)
 	}
-	s.CAPool = pool
-	s.CAPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]})
+	cert := tc.TLS
+	s.CAPool, s.CAPEM = tc.Pool, tc.CertPEM
 	if s.backend, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
 		t.Fatalf("hostile: listen: %v", err)
 	}
@@ -292,29 +286,4 @@ func (a xoauth2) Next(resp []byte) ([]byte, bool, error) {
 		return nil, true, &goimap.Error{Type: goimap.StatusResponseTypeNo, Text: "AUTHENTICATE failed."}
 	}
 	return nil, true, a.x.Login(user, "")
-}
-
-func selfSigned() (tls.Certificate, *x509.CertPool, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return tls.Certificate{}, nil, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "hostile imap"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IsCA: true, BasicConstraintsValid: true,
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return tls.Certificate{}, nil, err
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		return tls.Certificate{}, nil, fmt.Errorf("parse: %w", err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool, nil
 }
