@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 
@@ -45,10 +46,14 @@ func (e *ResponseError) Error() string {
 	return b.String()
 }
 
-// Is matches sentinels by Code and source.ErrPermanent by classification.
+// Is matches sentinels by Code, source.ErrPermanent by classification and
+// source.ErrMisconfigured for HTTP 404 (the URL names no EWS endpoint).
 func (e *ResponseError) Is(target error) bool {
 	if target == source.ErrPermanent {
 		return e.permanent()
+	}
+	if target == source.ErrMisconfigured {
+		return e.HTTPStatus == http.StatusNotFound
 	}
 	if target == source.ErrVanished {
 		return e.Code == "ErrorItemNotFound"
@@ -211,6 +216,9 @@ func (e *ResponseError) Fix(a source.Admin) string {
 	case "EwsBlocked":
 		return "Exchange Online blocks EWS for this app: a tenant admin must run Set-OrganizationConfig -EwsEnabled $true " +
 			"-EwsAllowedAppIDs \"" + clientID + ",...\" (keep the ids already listed); EWS in Exchange Online ends on 1 April 2027, plan a move to IMAP"
+	case "HTTP404":
+		return "the EWS URL answers HTTP 404: check server, it should be https://outlook.office365.com/EWS/Exchange.asmx " +
+			"(on-premises: https://<your Exchange host>/EWS/Exchange.asmx)"
 	case "ErrorNonExistentMailbox":
 		return "no mailbox with this address: check the address (use the primary SMTP address)"
 	case "ErrorImpersonateUserDenied", "ErrorAccessDenied":

@@ -7,14 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/mailpoller/mailpoller/auth"
-	"github.com/mailpoller/mailpoller/ews"
 	"github.com/mailpoller/mailpoller/source"
 )
 
@@ -43,9 +41,6 @@ func Fix(err error, a source.Admin) string {
 		return "the server's TLS certificate is not trusted: set tls.ca_file to the CA that signed it"
 	case notTLS(err):
 		return "the server did not answer in TLS: check that server names the TLS port (IMAP 993, EWS https://…:443)"
-	case wrongEWSPath(err):
-		return "the EWS URL answers HTTP 404: check server, it should be https://outlook.office365.com/EWS/Exchange.asmx " +
-			"(on-premises: https://<your Exchange host>/EWS/Exchange.asmx)"
 	}
 	var dns *net.DNSError
 	switch {
@@ -72,7 +67,7 @@ func Fix(err error, a source.Admin) string {
 // restarting refuses too.
 func misconfigured(err error) bool {
 	var dns *net.DNSError
-	return untrusted(err) || notTLS(err) || wrongEWSPath(err) || errors.As(err, &dns) && dns.IsNotFound
+	return untrusted(err) || notTLS(err) || errors.Is(err, source.ErrMisconfigured) || errors.As(err, &dns) && dns.IsNotFound
 }
 
 // notTLS reports whether a TLS handshake met a server that does not speak
@@ -80,13 +75,6 @@ func misconfigured(err error) bool {
 func notTLS(err error) bool {
 	var rh tls.RecordHeaderError
 	return errors.As(err, &rh)
-}
-
-// wrongEWSPath reports whether an EWS request got HTTP 404: the URL names
-// no EWS endpoint.
-func wrongEWSPath(err error) bool {
-	var re *ews.ResponseError
-	return errors.As(err, &re) && re.HTTPStatus == http.StatusNotFound
 }
 
 // MissingRole says why claims do not carry role ("" when they do): the

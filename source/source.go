@@ -90,6 +90,12 @@ var ErrVanished = errors.New("the message is gone from the server")
 // connection authenticated with is about to expire).
 var ErrReconnect = errors.New("reconnect requested")
 
+// ErrMisconfigured marks a failure that points at a wrong setting (the
+// server URL names no endpoint, say) rather than at a passing outage:
+// `run --once` does not spend its retry budget on it. Transports match it
+// with an Is method.
+var ErrMisconfigured = errors.New("misconfigured")
+
 // Waiter is implemented by sources that can be told of new mail by the
 // server (IMAP IDLE, EWS streaming notifications). The poller then waits
 // with Wait instead of sleeping for the poll interval.

@@ -7,7 +7,7 @@ import (
 )
 
 // Transport is one protocol's way into the mailboxes of one account (one
-// app registration): IMAP, EWS, later Graph. The poller makes one value
+// app registration): IMAP, EWS, Graph. The poller makes one value
 // per account and shares it between that account's mailboxes, so a
 // Transport is safe for concurrent use; what it shares (an HTTP client, a
 // limit of requests in flight) it owns.
