@@ -156,6 +156,7 @@ type Timeouts struct {
 	Read    Duration `yaml:"read"`    // imap: nothing received for this long closes the connection; default 60s
 	Command Duration `yaml:"command"` // imap: one command may take this long (a UID SEARCH of a huge folder); default 5m
 	Request Duration `yaml:"request"` // ews, graph: one HTTP request, its answer included; default 2m
+	Stall   Duration `yaml:"stall"`   // all: no progress for this long restarts the mailbox's connection; default 10m
 }
 
 // MailboxRef is an entry of additional_users: either a plain address or a

@@ -51,6 +51,7 @@ func TestErrorKinds(t *testing.T) {
 		{name: "timeout out of range", data: base("    timeouts: {read: 500ms}"), line: 7, key: "accounts[0].timeouts.read", msg: "500ms is out of range", fix: "between 1s and 1h"},
 		{name: "timeout of another protocol", data: base("    timeouts:", "      request: 30s"), line: 8, key: "accounts[0].timeouts.request", msg: "is not used with protocol: imap", fix: "read and command are IMAP's"},
 		{name: "command shorter than read", data: base("    timeouts: {read: 2m, command: 1m}"), line: 7, key: "accounts[0].timeouts.command", msg: "shorter than timeouts.read", fix: "command ≥ read"},
+		{name: "stall shorter than a command", data: base("    timeouts: {stall: 2m}"), line: 7, key: "accounts[0].timeouts.stall", msg: "is not longer than timeouts.command (5m0s)", fix: "default 10m"},
 		{name: "insecure_http not a bool", data: base("    insecure_http: yes please"), line: 7, key: "accounts[0].insecure_http", msg: "not a boolean", fix: "true or false"},
 		{name: "imap server", data: base("    server: outlook.office365.com"), line: 7, key: "accounts[0].server", msg: "not host:port", fix: "outlook.office365.com:993"},
 		{name: "ews server", data: base("    protocol: ews", "    server: outlook.office365.com:443"), line: 8, key: "accounts[0].server", msg: "not an http:// or https:// URL", fix: "EWS/Exchange.asmx"},

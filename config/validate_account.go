@@ -66,10 +66,12 @@ func (d *decoder) validateTimeouts(a *Account, p string) {
 		key  string
 		v    Duration
 		imap bool
-	}{{"read", a.Timeouts.Read, true}, {"command", a.Timeouts.Command, true}, {"request", a.Timeouts.Request, false}} {
+		all  bool
+	}{{"read", a.Timeouts.Read, true, false}, {"command", a.Timeouts.Command, true, false}, {"request", a.Timeouts.Request, false, false},
+		{"stall", a.Timeouts.Stall, false, true}} {
 		switch {
 		case t.v == 0:
-		case t.imap != imap:
+		case !t.all && t.imap != imap:
 			d.at(p+t.key, "is not used with protocol: "+protocol, "remove it (read and command are IMAP's, request is EWS's and Graph's)")
 		case t.v.D() < time.Second || t.v.D() > time.Hour:
 			d.at(p+t.key, t.v.String()+" is out of range", "write a duration between 1s and 1h, or leave it out for the default")
@@ -77,6 +79,22 @@ func (d *decoder) validateTimeouts(a *Account, p string) {
 	}
 	if r, c := a.Timeouts.Read.D(), a.Timeouts.Command.D(); r > 0 && c > 0 && c < r {
 		d.at(p+"command", "is shorter than timeouts.read", "a command waits at least as long as a read: make command ≥ read")
+	}
+	// The watchdog must not end a command or request its own timeout
+	// still allows.
+	longest, key := a.Timeouts.Request.D(), "request"
+	if longest == 0 {
+		longest = 2 * time.Minute
+	}
+	if imap {
+		longest, key = a.Timeouts.Command.D(), "command"
+		if longest == 0 {
+			longest = 5 * time.Minute
+		}
+	}
+	if st := a.Timeouts.Stall.D(); st > 0 && st <= longest {
+		d.at(p+"stall", "is not longer than timeouts."+key+" ("+longest.String()+")",
+			"make stall longer than one "+key+" may take, or leave it out for the default 10m")
 	}
 }
 

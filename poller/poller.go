@@ -303,7 +303,7 @@ func (r *runner) start(mb config.Mailbox, delay time.Duration) *running {
 		tokens: r.tokens,
 		once:   r.opts.Once,
 		notify: r.opts.OnEvent,
-		stall:  r.opts.StallTimeout,
+		stall:  stallTimeout(mb, r.opts.StallTimeout),
 		wake:   h.wake,
 		log:    r.log.With("account", mb.Account.Name, "mailbox", mb.Address, "folder", mb.Folder),
 	}
@@ -498,4 +498,13 @@ func isPermanent(err error) bool {
 	}
 	var ae *auth.Error
 	return errors.As(err, &ae) && !ae.Transient
+}
+
+// stallTimeout is the watchdog's bound for mb: its account's
+// timeouts.stall, else def.
+func stallTimeout(mb config.Mailbox, def time.Duration) time.Duration {
+	if d := mb.Account.Timeouts.Stall.D(); d > 0 {
+		return d
+	}
+	return def
 }

@@ -34,3 +34,20 @@ func TestTimeoutsFromConfig(t *testing.T) {
 		t.Fatalf("Probe against a server that never greets = %v, want the greeting's 1s read timeout", err)
 	}
 }
+
+// TestStallTimeoutFromConfig: timeouts.stall sets the watchdog's bound of
+// the account's mailboxes; without it the poller's default holds.
+func TestStallTimeoutFromConfig(t *testing.T) {
+	env := newSimEnv(t)
+	for _, c := range []struct {
+		extra string
+		want  time.Duration
+	}{{"", 10 * time.Minute}, {"    timeouts: {stall: 7m}\n", 7 * time.Minute}} {
+		cfg := env.config(t, "imap", c.extra)
+		for _, mb := range cfg.Mailboxes() {
+			if got := stallTimeout(mb, 10*time.Minute); got != c.want {
+				t.Errorf("%q: %s stall %s, want %s", c.extra, mb.Address, got, c.want)
+			}
+		}
+	}
+}
