@@ -28,18 +28,36 @@ const findFolderPage = 500
 // exact but case-insensitive; when several folders match, one with the
 // exact case wins, otherwise the result is ambiguous and an error.
 func (c *Client) FindFolder(ctx context.Context, mailbox, name string) (FolderID, error) {
-	root := FolderID{Distinguished: "msgfolderroot"}
+	return c.resolve(ctx, mailbox, name, false)
+}
+
+// EnsureFolder is FindFolder that creates what is missing, each missing
+// level of a path under its parent (a bare name that is nowhere in the
+// mailbox is made under msgfolderroot). An ambiguous name creates nothing.
+func (c *Client) EnsureFolder(ctx context.Context, mailbox, name string) (FolderID, error) {
+	return c.resolve(ctx, mailbox, name, true)
+}
+
+// resolve is FindFolder, creating the missing levels when create is set.
+func (c *Client) resolve(ctx context.Context, mailbox, name string, create bool) (FolderID, error) {
+	parent := FolderID{Distinguished: "msgfolderroot"}
+	find := func(parent FolderID, level string, deep bool) (FolderID, error) {
+		id, err := c.findChild(ctx, mailbox, parent, level, deep)
+		if create && errors.Is(err, ErrFolderNotFound) && !errors.Is(err, errAmbiguous) {
+			return c.CreateFolder(ctx, mailbox, parent, level)
+		}
+		return id, err
+	}
 	if !strings.Contains(name, "/") {
-		return c.findChild(ctx, mailbox, root, name, true)
+		return find(parent, name, true)
 	}
 	levels := strings.Split(strings.Trim(name, "/"), "/")
-	parent := root
 	for i, level := range levels {
 		if i == 0 && wellKnown[strings.ToLower(level)] {
 			parent = FolderID{Distinguished: strings.ToLower(level)}
 			continue
 		}
-		id, err := c.findChild(ctx, mailbox, parent, level, false)
+		id, err := find(parent, level, false)
 		if err != nil {
 			if errors.Is(err, ErrFolderNotFound) {
 				return FolderID{}, fmt.Errorf("%w: %q has no folder %q in %s: create it or fix the path", ErrFolderNotFound,
@@ -178,24 +196,31 @@ func (c *Client) GetFolder(ctx context.Context, mailbox string, f FolderID) (*Fo
 	if err != nil {
 		return nil, fmt.Errorf("get folder %s of %s: %w", f, mailbox, err)
 	}
-	msgs, err := responseMessages(body, "GetFolder")
-	if err == nil && len(msgs) != 1 {
-		err = fmt.Errorf("%w: %d response messages, want 1", errDecode, len(msgs))
-	}
-	if err == nil {
-		if e := messageError(msgs[0]); e != nil {
-			err = e
-		}
-	}
+	fn, err := oneFolder(body, "GetFolder")
 	if err != nil {
 		return nil, fmt.Errorf("get folder %s of %s: %w", f, mailbox, err)
 	}
-	fn := msgs[0].child(nsMessages, "Folders").first()
-	if fn == nil {
-		return nil, fmt.Errorf("get folder %s of %s: %w: no folder in the response", f, mailbox, errDecode)
-	}
 	out := folder(fn)
 	return &out, nil
+}
+
+// oneFolder is the t:Folder of op's one response message.
+func oneFolder(body *node, op string) (*node, error) {
+	msgs, err := responseMessages(body, op)
+	if err != nil {
+		return nil, err
+	}
+	if len(msgs) != 1 {
+		return nil, fmt.Errorf("%w: %d response messages, want 1", errDecode, len(msgs))
+	}
+	if e := messageError(msgs[0]); e != nil {
+		return nil, e
+	}
+	fn := msgs[0].child(nsMessages, "Folders").first()
+	if fn == nil {
+		return nil, fmt.Errorf("%w: no folder in the response", errDecode)
+	}
+	return fn, nil
 }
 
 // CreateFolder makes a mail folder called name under parent and returns
@@ -214,46 +239,12 @@ func (c *Client) CreateFolder(ctx context.Context, mailbox string, parent Folder
 	r.close("m:Folders")
 	r.close("m:CreateFolder")
 	body, err := c.call(ctx, "CreateFolder", mailbox, r.bytes())
+	var fn *node
 	if err == nil {
-		var msgs []*node
-		if msgs, err = responseMessages(body, "CreateFolder"); err == nil && len(msgs) != 1 {
-			err = fmt.Errorf("%w: %d response messages, want 1", errDecode, len(msgs))
-		}
-		if err == nil {
-			if e := messageError(msgs[0]); e != nil {
-				err = e
-			} else if f := msgs[0].child(nsMessages, "Folders").first(); f != nil {
-				return folder(f).ID, nil
-			} else {
-				err = fmt.Errorf("%w: no folder in the response", errDecode)
-			}
-		}
+		fn, err = oneFolder(body, "CreateFolder")
 	}
-	return FolderID{}, fmt.Errorf("create folder %q in %s: %w", name, mailbox, err)
-}
-
-// EnsureFolder is FindFolder that creates what is missing: the last
-// level of a path, and the levels above it, under their parents (a bare
-// name that is nowhere in the mailbox is made under msgfolderroot).
-func (c *Client) EnsureFolder(ctx context.Context, mailbox, name string) (FolderID, error) {
-	id, err := c.FindFolder(ctx, mailbox, name)
-	if !errors.Is(err, ErrFolderNotFound) || errors.Is(err, errAmbiguous) {
-		return id, err // found, a failure, or ambiguous: nothing to create
+	if err != nil {
+		return FolderID{}, fmt.Errorf("create folder %q in %s: %w", name, mailbox, err)
 	}
-	parent := FolderID{Distinguished: "msgfolderroot"}
-	for i, level := range strings.Split(strings.Trim(name, "/"), "/") {
-		if i == 0 && wellKnown[strings.ToLower(level)] && strings.Contains(name, "/") {
-			parent = FolderID{Distinguished: strings.ToLower(level)}
-			continue
-		}
-		child, err := c.findChild(ctx, mailbox, parent, level, false)
-		if errors.Is(err, ErrFolderNotFound) {
-			child, err = c.CreateFolder(ctx, mailbox, parent, level)
-		}
-		if err != nil {
-			return FolderID{}, err
-		}
-		parent = child
-	}
-	return parent, nil
+	return folder(fn).ID, nil
 }

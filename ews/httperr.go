@@ -2,6 +2,7 @@ package ews
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -91,21 +92,15 @@ func retryAfter(h http.Header, now time.Time) time.Duration {
 // directory (it is not among the schemes the server offers), or the
 // credentials refused. offered is the answer's WWW-Authenticate values.
 func loginRefused(l *Login, offered []string) *ResponseError {
-	has := func(schemes ...string) bool {
-		for _, o := range offered {
-			name, _, _ := strings.Cut(strings.TrimSpace(o), " ")
-			for _, s := range schemes {
-				if strings.EqualFold(name, s) {
-					return true
-				}
-			}
-		}
-		return false
-	}
 	var list []string
 	for _, o := range offered {
 		name, _, _ := strings.Cut(strings.TrimSpace(o), " ")
 		list = append(list, name)
+	}
+	has := func(schemes ...string) bool {
+		return slices.ContainsFunc(list, func(name string) bool {
+			return slices.ContainsFunc(schemes, func(s string) bool { return strings.EqualFold(name, s) })
+		})
 	}
 	say := "the server offers " + strings.Join(list, ", ")
 	if len(list) == 0 {

@@ -53,7 +53,7 @@ func (p *ntlmPool) put(rt http.RoundTripper) {
 	select {
 	case p.free <- rt:
 	default:
-		if t, ok := rt.(ntlmssp.Negotiator).RoundTripper.(*http.Transport); ok && t != p.base {
+		if t, ok := rt.(ntlmssp.Negotiator).RoundTripper.(*http.Transport); ok { // a clone of base: its own connection
 			t.CloseIdleConnections()
 		}
 	}

@@ -11,18 +11,14 @@ type request struct {
 	b strings.Builder
 }
 
-// newRequest starts an envelope with the SOAP header that impersonates
-// mailbox.
-func newRequest(version, mailbox string) *request {
-	return startRequest(version, mailbox, true)
-}
-
 // newRequest starts an envelope for mailbox, impersonating it unless the
 // client uses delegate access.
 func (c *Client) newRequest(mailbox string) *request {
 	return startRequest(c.opts.Version, mailbox, !c.opts.Delegate)
 }
 
+// startRequest starts an envelope, with the ExchangeImpersonation header
+// for mailbox when impersonate is set.
 func startRequest(version, mailbox string, impersonate bool) *request {
 	r := &request{}
 	r.b.WriteString(`<?xml version="1.0" encoding="utf-8"?>` + "\n")

@@ -9,7 +9,7 @@ import (
 // the round trip through our request writer and a real XML parser.
 func TestRequestEscaping(t *testing.T) {
 	mailbox := `o'brien&"co"@contoso.com`
-	r := newRequest("Exchange2013_SP1", mailbox)
+	r := startRequest("Exchange2013_SP1", mailbox, true)
 	r.open("m:SyncFolderItems")
 	r.open("m:SyncFolderId")
 	r.folderID(FolderID{ID: `id<with>&"quotes"`}, mailbox)

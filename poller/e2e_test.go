@@ -52,6 +52,13 @@ func newSimEnv(t *testing.T, roles ...string) *simEnv {
 	for _, b := range boxes {
 		seed.Mailboxes = append(seed.Mailboxes, sim.MailboxSeed{Address: b, Folders: []string{"Processed"}})
 	}
+	return startSimEnv(t, seed, boxes)
+}
+
+// startSimEnv starts the simulator from seed for the test; boxes are the
+// account's mailboxes, the primary first.
+func startSimEnv(t *testing.T, seed *sim.Seed, boxes []string) *simEnv {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	s, err := sim.Start(ctx, seed, &sim.Options{CADir: t.TempDir()})

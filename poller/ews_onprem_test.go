@@ -35,14 +35,7 @@ func newOnPremEnv(t *testing.T) *simEnv {
 	for _, b := range boxes {
 		seed.Mailboxes = append(seed.Mailboxes, sim.MailboxSeed{Address: b})
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	s, err := sim.Start(ctx, seed, &sim.Options{CADir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	return &simEnv{sim: s, ep: s.Endpoints(), boxes: boxes}
+	return startSimEnv(t, seed, boxes)
 }
 
 // onPremConfig is an EWS account with a username and password.

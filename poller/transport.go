@@ -32,15 +32,20 @@ import (
 // are a's, per scope; push, when not nil, takes Graph's change
 // notifications.
 func newTransport(a *config.Account, hc *http.Client, tc *tls.Config, tokens source.Tokens, push *graph.Push, log *slog.Logger) (source.Transport, error) {
-	if a.Auth == config.AuthPassword && (a.Protocol == "" || a.Protocol == "imap") {
-		user := a.Username
-		if !strings.Contains(user, imap.MailboxPlaceholder) {
-			user = a.Login()
+	switch a.Protocol {
+	case "", "imap":
+		tr := &imap.Transport{Addr: a.Server, TLSConfig: tc, StartTLS: a.StartTLS,
+			ReadTimeout: a.Timeouts.Read.D(), CommandTimeout: a.Timeouts.Command.D()}
+		switch {
+		case a.OAuth():
+			tr.Tokens = tokens
+		case a.Auth == config.AuthPassword:
+			tr.Username, tr.Password = a.Login(), a.Password // a Username with {mailbox} is kept as written
+		default:
+			return nil, notBuilt(a)
 		}
-		return &imap.Transport{Addr: a.Server, TLSConfig: tc, Username: user, Password: a.Password, StartTLS: a.StartTLS,
-			ReadTimeout: a.Timeouts.Read.D(), CommandTimeout: a.Timeouts.Command.D()}, nil
-	}
-	if a.Protocol == "ews" {
+		return tr, nil
+	case "ews":
 		opts := ews.Options{URL: a.Server, AllowHTTP: a.InsecureHTTP, HTTPClient: hc, Logger: log, Delegate: a.Access == config.AccessDelegate}
 		if !a.OAuth() {
 			opts.Login = &ews.Login{Username: a.Login(), Password: a.Password, NTLM: a.Auth == config.AuthNTLM}
@@ -50,18 +55,19 @@ func newTransport(a *config.Account, hc *http.Client, tc *tls.Config, tokens sou
 			scope = strings.TrimRight(a.Resource, "/") + "/.default"
 		}
 		return ews.NewTransport(opts, tokens, scope), nil
-	}
-	if !a.OAuth() {
-		return nil, source.Permanent(fmt.Errorf("account %s: auth %s over %s is not built yet", a.Name, a.Auth, a.Protocol))
-	}
-	switch a.Protocol {
-	case "", "imap":
-		return &imap.Transport{Addr: a.Server, TLSConfig: tc, Tokens: tokens, StartTLS: a.StartTLS,
-			ReadTimeout: a.Timeouts.Read.D(), CommandTimeout: a.Timeouts.Command.D()}, nil
 	case "graph":
+		if !a.OAuth() {
+			return nil, notBuilt(a)
+		}
 		return graph.NewTransport(graph.Options{URL: a.Server, AllowHTTP: a.InsecureHTTP, HTTPClient: hc, Logger: log, Push: push}, tokens), nil
 	}
 	return nil, source.Permanent(fmt.Errorf("account %s: unknown protocol %q", a.Name, a.Protocol))
+}
+
+// notBuilt is the error for an auth the protocol does not have (config
+// refuses it before).
+func notBuilt(a *config.Account) error {
+	return source.Permanent(fmt.Errorf("account %s: auth %s over %s is not built yet", a.Name, a.Auth, a.Protocol))
 }
 
 // Transports keeps one token source per (app, scope, cloud), shared by
@@ -113,14 +119,14 @@ func (t *Transports) For(a *config.Account) (source.Transport, error) {
 	return acct.tr, nil
 }
 
-// ErrNoTokens: the account logs in with a password, not with tokens.
-var ErrNoTokens = errors.New("the account does not use OAuth tokens")
+// errNoTokens: the account logs in with a password, not with tokens.
+var errNoTokens = errors.New("the account does not use OAuth tokens")
 
 // TokenSource is the token source a's transport gets its tokens from, or
-// ErrNoTokens.
+// an error when a logs in with a password.
 func (t *Transports) TokenSource(a *config.Account) (*auth.Source, error) {
 	if !a.OAuth() {
-		return nil, ErrNoTokens
+		return nil, errNoTokens
 	}
 	acct, err := t.account(a)
 	if err != nil {

@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"crypto/subtle"
 	"encoding/base64"
 	"net/http"
 	"strings"
@@ -64,8 +63,7 @@ func (s *EWSServer) userLogin(w http.ResponseWriter, r *http.Request) (u *User, 
 		}
 		b, err := base64.StdEncoding.DecodeString(cred)
 		name, pass, ok := strings.Cut(string(b), ":")
-		if u = s.dir.user(name); err != nil || !ok || u == nil || u.Password == "" ||
-			subtle.ConstantTimeCompare([]byte(u.Password), []byte(pass)) != 1 {
+		if u = s.dir.login(name, pass); err != nil || !ok || u == nil {
 			s.challenge(w, r, "", "", "")
 			return nil, true
 		}

@@ -154,8 +154,9 @@ type ewsError struct{ code, text string }
 var errFolderNotFound = &ewsError{"ErrorFolderNotFound", "The specified folder could not be found in the store."}
 
 // resolveFolderID resolves one FolderId or DistinguishedFolderId element
-// (its Mailbox child, if any, must name the impersonated mailbox: the
-// simulator serves no delegate access). Well-known folders the store lacks
+// (its Mailbox child, if any, must name the mailbox the request works on:
+// the impersonated one, or with delegate access the one that Mailbox
+// named). Well-known folders the store lacks
 // are created on first use, as Exchange has them all. Called with the store
 // lock held.
 func (s *EWSServer) resolveFolderID(mailbox string, id *xnode) (efolder, *ewsError) {

@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"crypto/subtle"
 	"crypto/tls"
 	"fmt"
 	"net"
@@ -248,8 +247,8 @@ func (s *session) Login(username, password string) error {
 // seeded user whose password matches and who may open it (FullAccess).
 func (s *session) passwordLogin(authzid, username, password string) error {
 	fail := &goimap.Error{Type: goimap.StatusResponseTypeNo, Text: "LOGIN failed."}
-	u := s.srv.dir.user(username)
-	if u == nil || u.Password == "" || subtle.ConstantTimeCompare([]byte(u.Password), []byte(password)) != 1 {
+	u := s.srv.dir.login(username, password)
+	if u == nil {
 		return fail
 	}
 	mailbox := u.Login

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"crypto/subtle"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -137,6 +138,15 @@ func (d *directory) user(name string) *User {
 		}
 	}
 	return nil
+}
+
+// login is the seeded user name names whose password is password, or nil.
+func (d *directory) login(name, password string) *User {
+	u := d.user(name)
+	if u == nil || u.Password == "" || subtle.ConstantTimeCompare([]byte(u.Password), []byte(password)) != 1 {
+		return nil
+	}
+	return u
 }
 
 // hasPasswords reports whether some seeded user has a password.
