@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -24,10 +23,6 @@ const defaultLeaseTTL = 30 * time.Second
 // or renewals failed for too long.
 var errLeaseLost = errors.New("lease lost")
 
-// errShed ends a mailbox's work when this instance holds more than its
-// share and gives the mailbox to an instance that joined.
-var errShed = errors.New("lease handed over for rebalancing")
-
 // leases claims mailboxes in the lease bucket so that several instances
 // sharing one config and one NATS poll each mailbox exactly once.
 type leases struct {
@@ -42,9 +37,10 @@ type leases struct {
 }
 
 type lease struct {
-	ls  *leases
-	key string
-	rev uint64
+	ls   *leases
+	key  string
+	rev  uint64
+	sent time.Time // when the last write that went through was sent
 }
 
 func newLeases(ctx context.Context, nc *publish.Conn, owner string, ttl time.Duration) (*leases, error) {
@@ -65,10 +61,11 @@ func leaseKey(mb config.Mailbox) string {
 // tryAcquire takes the lease if it is free or already ours (a restart with
 // the same instance name). It returns the current holder when it is not.
 func (ls *leases) tryAcquire(ctx context.Context, key string) (*lease, string, error) {
+	sent := time.Now()
 	rev, err := ls.kv.Create(ctx, key, []byte(ls.owner))
 	if err == nil {
 		ls.setHeld(key, true)
-		return &lease{ls: ls, key: key, rev: rev}, "", nil
+		return &lease{ls: ls, key: key, rev: rev, sent: sent}, "", nil
 	}
 	if !errors.Is(err, jetstream.ErrKeyExists) {
 		return nil, "", fmt.Errorf("acquire lease %s: %w", key, err)
@@ -84,12 +81,13 @@ func (ls *leases) tryAcquire(ctx context.Context, key string) (*lease, string, e
 	if holder != ls.owner {
 		return nil, holder, nil
 	}
+	sent = time.Now()
 	rev, err = ls.kv.Update(ctx, key, []byte(ls.owner), e.Revision())
 	if err != nil {
 		return nil, holder, nil
 	}
 	ls.setHeld(key, true)
-	return &lease{ls: ls, key: key, rev: rev}, "", nil
+	return &lease{ls: ls, key: key, rev: rev, sent: sent}, "", nil
 }
 
 func (ls *leases) setHeld(key string, on bool) {
@@ -161,28 +159,47 @@ func (ls *leases) heartbeat(ctx context.Context) {
 	}
 }
 
-// keep renews l until ctx ends, and returns why it stopped holding:
-// nil when ctx ended, errLeaseLost or errShed otherwise.
-func (l *lease) keep(ctx context.Context) error {
+// keep renews l until ctx ends (nil) or the lease is lost (errLeaseLost).
+// The first time l is among the mailboxes this instance holds beyond its
+// share, it calls shed once and renews on: the work stops gracefully, and
+// the lease stays ours until it has.
+//
+// The bucket drops an entry ttl after the server stored it, and the server
+// stores it after the write was sent: the lease is ours until sent+ttl at
+// least. keep gives it up at sent+2/3 ttl unless a renewal has gone through
+// by then, so that the work has a third of the ttl to stop before another
+// instance can take the mailbox. Each renewal waits no longer than that: a
+// NATS request that hangs (a node dying, a leader election) must not keep
+// the work going past it.
+func (l *lease) keep(ctx context.Context, shed func()) error {
 	every := l.ls.ttl / 3
-	lastOK := time.Now()
+	wait := every
+	var lastErr error
 	for {
-		if !sleep(ctx, every) {
+		giveUp := l.sent.Add(l.ls.ttl * 2 / 3)
+		if !sleep(ctx, min(wait, max(time.Until(giveUp), 0))) {
 			return nil
 		}
-		if l.ls.shouldShed(l.key) {
-			return errShed
+		if shed != nil && l.ls.shouldShed(l.key) {
+			shed()
+			shed = nil
 		}
-		rev, err := l.ls.kv.Update(ctx, l.key, []byte(l.ls.owner), l.rev)
-		if err == nil {
-			l.rev, lastOK = rev, time.Now()
-			continue
+		if !time.Now().Before(giveUp) {
+			return fmt.Errorf("%w: no renewal went through in %s: %v", errLeaseLost, l.ls.ttl*2/3, lastErr)
 		}
-		if ctx.Err() != nil {
+		sent := time.Now()
+		rctx, cancel := context.WithDeadline(ctx, giveUp)
+		rev, err := l.ls.kv.Update(rctx, l.key, []byte(l.ls.owner), l.rev)
+		cancel()
+		switch {
+		case err == nil:
+			l.rev, l.sent, wait = rev, sent, every
+		case ctx.Err() != nil:
 			return nil
-		}
-		if strings.Contains(err.Error(), "wrong last sequence") || time.Since(lastOK) > l.ls.ttl*2/3 {
-			return fmt.Errorf("%w: %v", errLeaseLost, err)
+		case errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyNotFound):
+			return fmt.Errorf("%w: %v", errLeaseLost, err) // taken, or the bucket was lost
+		default:
+			lastErr, wait = err, every/4 // try again sooner
 		}
 	}
 }

@@ -3,10 +3,12 @@ package poller
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/mailpoller/mailpoller/config"
+	"github.com/mailpoller/mailpoller/internal/natstest"
 	"github.com/mailpoller/mailpoller/internal/wait"
 	"github.com/mailpoller/mailpoller/publish"
 )
@@ -79,7 +81,7 @@ func TestLeaseKeepDetectsLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- l.keep(ctx) }()
+	go func() { done <- l.keep(ctx, nil) }()
 	select {
 	case err := <-done:
 		if err == nil || !errors.Is(err, errLeaseLost) {
@@ -101,5 +103,39 @@ func TestLeaseShare(t *testing.T) {
 	ls.peers = 1
 	if ls.shouldShed("d") || !ls.wantMore() {
 		t.Fatal("alone: nothing to shed and room for more")
+	}
+}
+
+// TestLeaseKeepGivesUpBeforeExpiry: when renewals hang (the NATS server is
+// gone and the client waits to reconnect), keep reports the loss while the
+// lease is still ours, not after another instance could have taken it.
+func TestLeaseKeepGivesUpBeforeExpiry(t *testing.T) {
+	port := natstest.FreePort(t)
+	srv := natstest.Server(t, port, t.TempDir())
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	nc, err := publish.Connect(ctx, config.NATS{URL: fmt.Sprintf("nats://127.0.0.1:%d", port)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	const ttl = 3 * time.Second
+	a, err := newLeases(ctx, nc, "instance-a", ttl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.total = 1
+	l, _, err := a.tryAcquire(ctx, "mailbox.k")
+	if err != nil || l == nil {
+		t.Fatalf("tryAcquire() = %v, %v", l, err)
+	}
+	srv.Shutdown()
+	if err := l.keep(ctx, nil); !errors.Is(err, errLeaseLost) {
+		t.Fatalf("keep() = %v, want errLeaseLost", err)
+	}
+	// The entry lives ttl from when the server stored it, which is after
+	// the last write went out.
+	if expires := l.sent.Add(ttl); !time.Now().Before(expires) {
+		t.Fatalf("keep() gave the lease up %s after it could expire", time.Since(expires).Round(time.Millisecond))
 	}
 }

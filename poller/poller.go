@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mailpoller/mailpoller/auth"
@@ -358,7 +359,11 @@ func (r *runner) runLeased(stop, work context.Context, w *worker) error {
 		var holder string
 		var err error
 		if r.opts.Once || r.leases.wantMore() {
-			l, holder, err = r.leases.tryAcquire(stop, k)
+			// A claim that took longer than renewals may would be
+			// given up at once; give up on it instead.
+			actx, cancel := context.WithTimeout(stop, r.leases.ttl/3)
+			l, holder, err = r.leases.tryAcquire(actx, k)
+			cancel()
 		}
 		if l == nil {
 			if r.opts.Once {
@@ -376,29 +381,33 @@ func (r *runner) runLeased(stop, work context.Context, w *worker) error {
 		}
 		w.log.Info("lease acquired", "instance", r.leases.owner)
 		r.mon.metrics.lease.WithLabelValues(labels...).Set(1)
+		// The work stops gracefully on stop or when shed, at once when the
+		// lease is lost; renewals go on until the work has stopped.
 		leaseStop, cancelLease := context.WithCancel(stop)
 		leaseWork, cancelLeaseWork := context.WithCancel(work)
+		renew, stopRenew := context.WithCancel(context.Background())
+		var shed atomic.Bool
 		kept := make(chan error, 1)
 		go func() {
-			err := l.keep(leaseStop)
-			if errors.Is(err, errLeaseLost) {
+			err := l.keep(renew, func() { shed.Store(true); cancelLease() })
+			if err != nil {
 				cancelLeaseWork() // another instance may take over: stop at once
 			}
-			cancelLease()
 			kept <- err
 		}()
 		w.stop = leaseStop
 		_, err = w.run(leaseWork)
-		cancelLease()
+		stopRenew()
 		kerr := <-kept
+		cancelLease()
 		cancelLeaseWork()
 		l.release()
 		r.mon.metrics.lease.WithLabelValues(labels...).Set(0)
 		switch {
-		case errors.Is(kerr, errLeaseLost):
+		case kerr != nil:
 			w.log.Warn("lease lost, mailbox stopped", "err", kerr)
 			standby("")
-		case errors.Is(kerr, errShed):
+		case shed.Load() && stop.Err() == nil:
 			w.log.Info("mailbox handed to another instance for balance")
 			standby("")
 			sleep(stop, r.leases.ttl) // let the instance that joined take it

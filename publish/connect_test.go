@@ -11,6 +11,7 @@ import (
 
 	"github.com/mailpoller/mailpoller/config"
 	"github.com/mailpoller/mailpoller/internal/logtest"
+	"github.com/mailpoller/mailpoller/internal/natstest"
 	"github.com/mailpoller/mailpoller/internal/wait"
 )
 
@@ -18,7 +19,7 @@ import (
 // logs the URL (without its login) and the real cause, retries, and
 // connects once a server is there.
 func TestConnectWaitsForServer(t *testing.T) {
-	port := freePort(t)
+	port := natstest.FreePort(t)
 	var logs logtest.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -34,7 +35,7 @@ func TestConnectWaitsForServer(t *testing.T) {
 		done <- result{c, err}
 	}()
 	wait.For(t, 10*time.Second, "two failed attempts", func() bool { return failures.Load() >= 2 })
-	startServer(t, port, t.TempDir())
+	natstest.Server(t, port, t.TempDir())
 	r := <-done
 	if r.err != nil {
 		t.Fatalf("Connect after the server came up: %v", r.err)
@@ -55,7 +56,7 @@ func TestConnectWaitsForServer(t *testing.T) {
 // error is the cause (connection refused, DNS), not a context deadline.
 func TestConnectGivesUpWithCause(t *testing.T) {
 	for _, tc := range []struct{ name, url, want string }{
-		{"refused", "nats://127.0.0.1:" + strconv.Itoa(freePort(t)), "connection refused"},
+		{"refused", "nats://127.0.0.1:" + strconv.Itoa(natstest.FreePort(t)), "connection refused"},
 		{"dns", "nats://nats.invalid:4222", "lookup nats.invalid"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -3,45 +3,17 @@ package publish
 import (
 	"bytes"
 	"context"
-	"net"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-
 	"github.com/mailpoller/mailpoller/config"
 	"github.com/mailpoller/mailpoller/internal/logtest"
+	"github.com/mailpoller/mailpoller/internal/natstest"
 	"github.com/mailpoller/mailpoller/internal/wait"
 	"github.com/mailpoller/mailpoller/message"
 )
-
-// startServer runs a standalone JetStream server on 127.0.0.1:port with
-// its store in dir, as a user's own NATS would be.
-func startServer(t *testing.T, port int, dir string) *server.Server {
-	t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Start()
-	t.Cleanup(s.Shutdown)
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("NATS server did not start")
-	}
-	return s
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
 
 // TestExternalServerComesBackEmpty: the user's NATS server is replaced by
 // one that has none of mailpoller's streams (a wiped store, a new
@@ -49,8 +21,8 @@ func freePort(t *testing.T) int {
 // events stream, the checkpoint bucket, the blob store and the lease
 // bucket, and publishing with blobs and checkpoints works again.
 func TestExternalServerComesBackEmpty(t *testing.T) {
-	port := freePort(t)
-	first := startServer(t, port, t.TempDir())
+	port := natstest.FreePort(t)
+	first := natstest.Server(t, port, t.TempDir())
 	var logs logtest.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -81,7 +53,7 @@ func TestExternalServerComesBackEmpty(t *testing.T) {
 
 	first.Shutdown()
 	first.WaitForShutdown()
-	startServer(t, port, t.TempDir())
+	natstest.Server(t, port, t.TempDir())
 	wait.For(t, 15*time.Second, "client reconnected to the new server", c.NATS().IsConnected)
 	wait.For(t, 15*time.Second, "publishing works on the new server", func() bool { return publish("1:2") == nil })
 

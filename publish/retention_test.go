@@ -12,6 +12,7 @@ import (
 
 	"github.com/mailpoller/mailpoller/config"
 	"github.com/mailpoller/mailpoller/internal/logtest"
+	"github.com/mailpoller/mailpoller/internal/natstest"
 	"github.com/mailpoller/mailpoller/internal/wait"
 	"github.com/mailpoller/mailpoller/message"
 )
@@ -20,8 +21,8 @@ import (
 // blob bucket that exist without limits (made by an earlier version), and
 // mailpoller_stored_bytes reports what both hold.
 func TestRetentionApplied(t *testing.T) {
-	port := freePort(t)
-	startServer(t, port, t.TempDir())
+	port := natstest.FreePort(t)
+	natstest.Server(t, port, t.TempDir())
 	url := "nats://127.0.0.1:" + strconv.Itoa(port)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -19,6 +19,7 @@ import (
 
 	"github.com/mailpoller/mailpoller/config"
 	"github.com/mailpoller/mailpoller/internal/logtest"
+	"github.com/mailpoller/mailpoller/internal/natstest"
 )
 
 // selfSigned is a certificate for 127.0.0.1 that no CA vouches for.
@@ -45,7 +46,7 @@ func selfSigned(t *testing.T) tls.Certificate {
 // talk to a NATS server whose certificate nobody vouches for, and says so,
 // once, at start, as an account's tls.insecure_skip_verify does.
 func TestInsecureSkipVerifyWarns(t *testing.T) {
-	port := freePort(t)
+	port := natstest.FreePort(t)
 	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
 		TLS: true, TLSTimeout: 2, TLSConfig: &tls.Config{Certificates: []tls.Certificate{selfSigned(t)}, MinVersion: tls.VersionTLS12}})
 	if err != nil {

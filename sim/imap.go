@@ -44,6 +44,9 @@ type IMAPServer struct {
 	accepted int // connections accepted so far
 	sessions map[*session]struct{}
 	faults   imapFaults
+	logins   uint64            // logins so far, numbering each session's
+	latest   map[string]uint64 // per mailbox, the number of its newest login
+	stale    map[string]int    // per mailbox, commands from older sessions
 }
 
 // imapFaults are the faults injected per mailbox (lower-case address).
@@ -59,6 +62,7 @@ type imapFaults struct {
 func startIMAP(store *Store, dir *directory, tokens *TokenServer, tc *tls.Config, addr string) (*IMAPServer, error) {
 	s := &IMAPServer{
 		store: store, dir: dir, tokens: tokens, sessions: map[*session]struct{}{},
+		latest: map[string]uint64{}, stale: map[string]int{},
 		faults: imapFaults{throttle: map[string]int{}, throttleMs: map[string]int{}, notConnected: map[string]int{},
 			dropFetch: map[string]int{}, refuse: map[string]map[uint32]bool{}},
 	}
@@ -123,6 +127,25 @@ func (s *IMAPServer) Sessions(mailbox string) int {
 	return n
 }
 
+// StaleCommands counts the commands of mailbox's sessions that came after a
+// newer session had logged in to it: two clients working one mailbox at
+// once. A client that logs in again after closing its session counts
+// nothing, however late the server notices the close.
+func (s *IMAPServer) StaleCommands(mailbox string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stale[strings.ToLower(mailbox)]
+}
+
+// loggedIn numbers a session that has just logged in to mailbox.
+func (s *IMAPServer) loggedIn(mailbox string) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.logins++
+	s.latest[mailbox] = s.logins
+	return s.logins
+}
+
 // Throttle makes the next n commands on mailbox's connections fail with
 // Exchange's "BAD Request is throttled. Suggested Backoff Time: <ms>
 // milliseconds".
@@ -178,10 +201,14 @@ func (s *IMAPServer) refused(mailbox string, uid uint32) bool {
 	return s.faults.refuse[mailbox][uid]
 }
 
-// commandFault takes the next injected command fault of mailbox, if any.
-func (s *IMAPServer) commandFault(mailbox string) error {
+// commandFault takes the next injected command fault of mailbox, if any,
+// and counts the command as stale if a newer session has logged in since.
+func (s *IMAPServer) commandFault(mailbox string, login uint64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if login < s.latest[mailbox] {
+		s.stale[mailbox]++
+	}
 	if s.faults.throttle[mailbox] > 0 {
 		s.faults.throttle[mailbox]--
 		return &goimap.Error{Type: goimap.StatusResponseTypeBad,
@@ -211,6 +238,7 @@ type session struct {
 
 	mu      sync.Mutex
 	user    string // mailbox, after AUTHENTICATE
+	login   uint64 // the login's number, after AUTHENTICATE
 	expiry  *time.Timer
 	expired bool // the token expired: the next command gets BYE
 	idling  bool // inside IDLE: the server writes nothing else
@@ -258,10 +286,17 @@ func (s *session) passwordLogin(authzid, username, password string) error {
 	if !u.Opens(mailbox) || !s.srv.store.HasMailbox(mailbox) {
 		return fail
 	}
-	s.mu.Lock()
-	s.user = strings.ToLower(mailbox)
-	s.mu.Unlock()
+	s.setUser(mailbox)
 	return nil
+}
+
+// setUser opens mailbox for this session.
+func (s *session) setUser(mailbox string) {
+	mailbox = strings.ToLower(mailbox)
+	login := s.srv.loggedIn(mailbox)
+	s.mu.Lock()
+	s.user, s.login = mailbox, login
+	s.mu.Unlock()
 }
 
 // AuthenticateMechanisms offers PLAIN beside XOAUTH2 when the seed has
@@ -311,8 +346,8 @@ func (x *xoauth2Server) Next(resp []byte) ([]byte, bool, error) {
 	if err != nil || !srv.dir.allowed(c, "IMAP.AccessAsApp", user, srv.store) {
 		return nil, true, fail
 	}
+	x.s.setUser(user)
 	x.s.mu.Lock()
-	x.s.user = strings.ToLower(user)
 	x.s.expiry = time.AfterFunc(time.Until(c.Expiry), x.s.expire)
 	x.s.mu.Unlock()
 	return nil, true, nil
@@ -350,5 +385,5 @@ func (s *session) fault() error {
 	if err := s.expiredErr(); err != nil {
 		return err
 	}
-	return s.srv.commandFault(s.user)
+	return s.srv.commandFault(s.user, s.login)
 }

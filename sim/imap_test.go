@@ -126,3 +126,65 @@ func TestIMAPPassword(t *testing.T) {
 		}
 	}
 }
+
+// TestIMAPStaleCommands: a command from a session counts as stale once a
+// newer session has logged in to the same mailbox, and only then.
+func TestIMAPStaleCommands(t *testing.T) {
+	seed := &Seed{
+		Tenants:   []Tenant{{ID: tenant, Domain: "contoso.test"}},
+		Apps:      []App{{Tenant: tenant, ClientID: app1, Secret: "secret-1", Roles: []string{"IMAP.AccessAsApp"}, Mailboxes: []string{"*"}}},
+		Mailboxes: []MailboxSeed{{Address: "support@contoso.test", Generate: 1}, {Address: "sales@contoso.test"}},
+	}
+	s, err := Start(context.Background(), seed, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	_, b := token(t, s, tenant, app1, "secret-1", scope)
+	tok, _ := b["access_token"].(string)
+	// login opens a session on mailbox; the returned func runs a command
+	// and waits for its tagged answer.
+	login := func(mailbox string) (cmd func(string) string, conn *tls.Conn) {
+		conn, line := dialIMAP(t, s)
+		n := 0
+		cmd = func(c string) string {
+			n++
+			tag := "A" + string(rune('0'+n))
+			conn.Write([]byte(tag + " " + c + "\r\n"))
+			for {
+				if l := line(); strings.HasPrefix(l, tag+" ") {
+					return l
+				}
+			}
+		}
+		ir := base64.StdEncoding.EncodeToString([]byte("user=" + mailbox + "\x01auth=Bearer " + tok + "\x01\x01"))
+		if got := cmd("AUTHENTICATE XOAUTH2 " + ir); !strings.HasPrefix(got, "A1 OK") {
+			t.Fatalf("login %s: %q", mailbox, got)
+		}
+		return cmd, conn
+	}
+	stale := func(want int) {
+		t.Helper()
+		if got := s.StaleCommands("support@contoso.test"); got != want {
+			t.Fatalf("StaleCommands(support@) = %d, want %d", got, want)
+		}
+	}
+	a, aConn := login("support@contoso.test")
+	a("SELECT INBOX")
+	login("sales@contoso.test") // another mailbox's login changes nothing
+	a("SELECT INBOX")
+	stale(0)
+	bCmd, _ := login("support@contoso.test")
+	a("SELECT INBOX") // a works on after b logged in: two clients at once
+	stale(1)
+	bCmd("SELECT INBOX")
+	stale(1)
+	// a closes and a new session logs in: b, not a, is now the stale one;
+	// a's close, seen late or not, counts nothing.
+	aConn.Close()
+	c, _ := login("support@contoso.test")
+	c("SELECT INBOX")
+	stale(1)
+	bCmd("SELECT INBOX")
+	stale(2)
+}

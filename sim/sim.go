@@ -209,6 +209,9 @@ func (s *Sim) IMAPConnections() int { return s.imap.Connections() }
 // SessionsFor is s.IMAP().Sessions.
 func (s *Sim) SessionsFor(mailbox string) int { return s.imap.Sessions(mailbox) }
 
+// StaleCommands is s.IMAP().StaleCommands.
+func (s *Sim) StaleCommands(mailbox string) int { return s.imap.StaleCommands(mailbox) }
+
 // ThrottleIMAP is s.IMAP().Throttle.
 func (s *Sim) ThrottleIMAP(mailbox string, n int, backoff time.Duration) {
 	s.imap.Throttle(mailbox, n, backoff)

@@ -48,6 +48,26 @@ func Cluster(t testing.TB, n int) ([]*server.Server, []string) {
 	return srvs, urls
 }
 
+// Server starts one JetStream server on 127.0.0.1:port storing in dir, as
+// a user's own NATS would be, and returns it (stopped at the end of the
+// test). The same port and dir start it again after a Shutdown.
+func Server(t testing.TB, port int, dir string) *server.Server {
+	t.Helper()
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	t.Cleanup(s.Shutdown)
+	if !s.ReadyForConnections(20 * time.Second) {
+		t.Fatal("NATS server did not start")
+	}
+	return s
+}
+
+// FreePort returns a loopback port that was free a moment ago.
+func FreePort(t testing.TB) int { return freePorts(t, 1)[0] }
+
 func ready(srvs []*server.Server) bool {
 	for _, s := range srvs {
 		if s.JetStreamIsLeader() && len(s.JetStreamClusterPeers()) == len(srvs) {
