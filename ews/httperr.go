@@ -28,7 +28,8 @@ func unauthorized(raw, diag string) *ResponseError {
 			"of \"Office 365 Exchange Online\" to the app registration and grant admin consent; then restrict it to these " +
 			"mailboxes with RBAC for Applications if needed"
 	case strings.Contains(d, "invalid_resource") || strings.Contains(d, "audience"):
-		msg = "the token is for another resource: request it with scope https://outlook.office365.com/.default"
+		msg = "the token is for another resource: Exchange Online takes https://outlook.office365.com/.default; " +
+			"an Exchange Server with hybrid modern auth takes its own origin: set the account's resource to it (https://mail.contoso.com)"
 	case strings.Contains(d, "expired") || strings.Contains(d, "lifetime"):
 		msg = "the token has expired; a new one will be requested"
 	default:

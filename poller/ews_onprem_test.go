@@ -171,3 +171,34 @@ func TestEWSOnPremisesPush(t *testing.T) {
 		}
 	}
 }
+
+// TestEWSHybridModernAuth: an Exchange Server set up for hybrid modern auth
+// takes app-only tokens for its own origin, not Exchange Online's. With
+// `resource` the account reads and marks its mail; without it the refusal
+// is permanent and says to set `resource`.
+func TestEWSHybridModernAuth(t *testing.T) {
+	boxes := []string{"support@contoso.test", "billing@contoso.test"}
+	seed := &sim.Seed{
+		Tenants: []sim.Tenant{{ID: testTenant, Domain: "contoso.test"}},
+		Apps:    []sim.App{{Tenant: testTenant, ClientID: testClient, Secret: testSecret, Roles: []string{"full_access_as_app"}, Mailboxes: []string{"*"}}},
+		Hybrid:  "https://mail.contoso.test",
+	}
+	for _, b := range boxes {
+		seed.Mailboxes = append(seed.Mailboxes, sim.MailboxSeed{Address: b})
+	}
+	env := startSimEnv(t, seed, boxes)
+	want := len(env.deliverCorpus(t))
+
+	res := runOnce(t, env.config(t, "ews", ""), newNATS(t), debugLogger(&logtest.Buffer{}))
+	err := res[0].Err
+	if err == nil || !errors.Is(err, source.ErrPermanent) || !strings.Contains(err.Error(), "resource") {
+		t.Fatalf("Exchange Online token at a hybrid server: %v; want a permanent error naming resource", err)
+	}
+
+	nc := newNATS(t)
+	runAll(t, env.config(t, "ews", "    resource: https://mail.contoso.test/\n"), nc, debugLogger(&logtest.Buffer{}))
+	if n := len(events(t, nc)); n != want {
+		t.Fatalf("%d events, want %d", n, want)
+	}
+	env.assertRead(t)
+}

@@ -154,7 +154,7 @@ func (s *EWSServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if user == nil {
 		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		var err error
-		c, err = s.tokens.Verify(tok, exchangeResource)
+		c, err = s.tokens.Verify(tok, s.dir.ewsAudience())
 		switch {
 		case ok && errors.Is(err, errAudience):
 			s.challenge(w, r, fmt.Sprintf(diagAudience, c.Audience), "", "")

@@ -18,6 +18,12 @@ type Seed struct {
 	Apps      []App         `yaml:"apps"`
 	Users     []User        `yaml:"users"`
 	Mailboxes []MailboxSeed `yaml:"mailboxes"`
+	// Hybrid, an origin such as https://mail.contoso.test, makes EWS play
+	// an Exchange Server set up for hybrid modern auth: the token endpoint
+	// issues tokens for that resource, with the apps' Exchange roles (hybrid
+	// adds the on-premises URL to Exchange Online's service principal), and
+	// EWS takes only tokens for it.
+	Hybrid string `yaml:"hybrid"`
 }
 
 // User is a login with a password, as on-premises Exchange and other IMAP
@@ -120,6 +126,24 @@ type directory struct {
 	tenants []Tenant
 	apps    []App
 	users   []User
+	hybrid  string // Seed.Hybrid, lower case without a trailing slash
+}
+
+// roles is how an app's roles on resource are found; nil for a resource
+// the tenants do not have.
+func (d *directory) roles(resource string) func(*App) []string {
+	if d.hybrid != "" && resource == d.hybrid {
+		return resourceRoles[exchangeResource]
+	}
+	return resourceRoles[resource]
+}
+
+// ewsAudience is the audience EWS takes tokens for.
+func (d *directory) ewsAudience() string {
+	if d.hybrid != "" {
+		return d.hybrid
+	}
+	return exchangeResource
 }
 
 // user is the seeded user that name names: its login (user@domain,
@@ -157,7 +181,8 @@ func (d *directory) hasPasswords() bool {
 // newDirectory gives every app a service principal object id and reads
 // the certificate files the seed names.
 func newDirectory(seed *Seed) (*directory, error) {
-	d := &directory{tenants: slices.Clone(seed.Tenants), apps: slices.Clone(seed.Apps), users: slices.Clone(seed.Users)}
+	d := &directory{tenants: slices.Clone(seed.Tenants), apps: slices.Clone(seed.Apps), users: slices.Clone(seed.Users),
+		hybrid: strings.ToLower(strings.TrimSuffix(seed.Hybrid, "/"))}
 	for i := range d.apps {
 		d.apps[i].objectID = uuid()
 		if f := d.apps[i].CertificateFile; f != "" && d.apps[i].Certificate == nil {

@@ -215,7 +215,7 @@ func (t *TokenServer) takeFault(clientID string) *TokenFault {
 
 // scopeResource returns the one resource a client-credentials scope
 // names, or the Entra error for the scope.
-func scopeResource(scope, tenant string) (resource string, code int, errName, text string) {
+func (t *TokenServer) scopeResource(scope, tenant string) (resource string, code int, errName, text string) {
 	fields := strings.Fields(scope)
 	switch {
 	case len(fields) == 0:
@@ -236,7 +236,7 @@ func scopeResource(scope, tenant string) (resource string, code int, errName, te
 	if len(resources) > 1 {
 		return "", 700022, "invalid_scope", fmt.Sprintf("The provided value for the input parameter scope is not valid because it contains more than one resource. Scope %s is not valid.", scope)
 	}
-	if resourceRoles[resources[0]] == nil {
+	if t.dir.roles(resources[0]) == nil {
 		return "", 500011, "invalid_resource", fmt.Sprintf("The resource principal named %s was not found in the tenant named %s. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant.", strings.TrimSuffix(fields[0], "/.default"), tenant)
 	}
 	return resources[0], 0, "", ""
@@ -271,7 +271,7 @@ func (t *TokenServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeTokenError(w, 400, 700016, "unauthorized_client", fmt.Sprintf("Application with identifier '%s' was not found in the directory '%s'.", clientID, tenant))
 		return
 	}
-	resource, code, errName, text := scopeResource(r.PostForm.Get("scope"), tenant)
+	resource, code, errName, text := t.scopeResource(r.PostForm.Get("scope"), tenant)
 	if code != 0 {
 		writeTokenError(w, 400, code, errName, text)
 		return
@@ -293,7 +293,7 @@ func (t *TokenServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeTokenError(w, 401, 7000222, "invalid_client", "The provided client secret keys for app '"+clientID+"' are expired.")
 		return
 	}
-	tok, c := t.issue(app, resource, resourceRoles[resource](app))
+	tok, c := t.issue(app, resource, t.dir.roles(resource)(app))
 	t.mu.Lock()
 	t.issued = append(t.issued, tok)
 	t.mu.Unlock()
