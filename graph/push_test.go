@@ -3,6 +3,7 @@ package graph
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -257,5 +258,37 @@ func TestPushRefusedFallsBackToPolling(t *testing.T) {
 	}
 	if len(e.sim.Graph().Subscriptions(mbox)) != 0 {
 		t.Error("a subscription exists although validation failed")
+	}
+}
+
+// TestValidateNotificationURL: Push's own answer passes Graph's handshake;
+// answers Graph would refuse come back as a HandshakeError.
+func TestValidateNotificationURL(t *testing.T) {
+	echo := func(ct string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", ct)
+			io.WriteString(w, r.URL.Query().Get("validationToken"))
+		}
+	}
+	for _, c := range []struct {
+		name string
+		h    http.Handler
+		ok   bool
+	}{
+		{"push", NewPush("", nil), true},
+		{"echo as JSON", echo("application/json"), false},
+		{"empty 200", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}), false},
+		{"302 to a login page", http.RedirectHandler("/login", http.StatusFound), false},
+	} {
+		srv := httptest.NewServer(c.h)
+		_, err := ValidateNotificationURL(context.Background(), srv.Client(), srv.URL+NotificationsPath+"?tenant=a")
+		srv.Close()
+		var he *HandshakeError
+		switch {
+		case c.ok && err != nil:
+			t.Errorf("%s: %v", c.name, err)
+		case !c.ok && !errors.As(err, &he):
+			t.Errorf("%s: %v, want a HandshakeError", c.name, err)
+		}
 	}
 }

@@ -221,7 +221,7 @@ func (m *Monitor) Handler() http.Handler {
 		h := m.push
 		m.mu.Unlock()
 		if h == nil {
-			http.Error(w, "graph.notifications_url is not set", http.StatusNotFound)
+			http.Error(w, graph.NotSetText, http.StatusNotFound)
 			return
 		}
 		h.ServeHTTP(w, r)

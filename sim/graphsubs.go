@@ -45,7 +45,8 @@ func (g *GraphServer) SetNotificationCA(pool *x509.CertPool) {
 func (g *GraphServer) notifyClient() *http.Client {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: g.notifyCA}}}
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: g.notifyCA}},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }} // Graph follows no redirect
 }
 
 // notifyURLOK allows https, and http to loopback only.

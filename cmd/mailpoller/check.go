@@ -53,18 +53,22 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	rows := []checkRow{{Check: "config", Target: *path, OK: true, Detail: fmt.Sprintf("%d accounts, %d mailboxes", len(cfg.Accounts), len(cfg.Mailboxes()))}}
 	ctx := context.Background()
 	trs := poller.NewTransports(slog.New(slog.DiscardHandler))
-	found := false
+	found, graphs := false, false
 	for i := range cfg.Accounts {
 		a := &cfg.Accounts[i]
 		if *account != "" && a.Name != *account {
 			continue
 		}
 		found = true
+		graphs = graphs || a.Protocol == "graph"
 		rows = append(rows, checkAccount(ctx, trs, cfg, a, *timeout)...)
 	}
 	if *account != "" && !found {
 		fmt.Fprintf(stderr, "mailpoller check: no account %q in %s\n", *account, *path)
 		return 2
+	}
+	if graphs && cfg.Graph.NotificationsURL != "" {
+		rows = append(rows, checkNotifications(ctx, cfg, *timeout))
 	}
 	rows = append(rows, checkNATS(ctx, cfg, *timeout))
 	failed := 0

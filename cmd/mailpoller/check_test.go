@@ -5,11 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/mailpoller/mailpoller/poller"
 	"github.com/mailpoller/mailpoller/sim"
 )
 
@@ -258,4 +261,66 @@ accounts:
 	if code != 1 || !strings.Contains(flat, "Microsoft Graph") || !strings.Contains(flat, "Mail.ReadWrite") || strings.Contains(flat, "Office 365 Exchange Online →") {
 		t.Errorf("Graph account without Graph permissions: exit %d\n%s", code, out)
 	}
+}
+
+// TestCheckNotifications: check sends graph.notifications_url Graph's
+// validation request and says who answered, or why Graph would refuse it.
+func TestCheckNotifications(t *testing.T) {
+	s := startCheckSim(t)
+	ep := s.Endpoints()
+	listen := freeAddr(t)
+	check := func(url string) (int, string) {
+		cfg := fmt.Sprintf(`nats: {embedded: {listen: "127.0.0.1:0", store_dir: %q}}
+http: {listen: %q}
+graph: {notifications_url: %q}
+accounts:
+  - {name: sales, protocol: graph, tenant_id: %s, client_id: %s, client_secret: good-secret-value, authority: %s, server: %s, tls: {ca_file: %s}, mailbox: support@contoso.test}
+`, t.TempDir(), listen, url, ckTenant, ckGood, ep.Authority, ep.Graph, ep.CAFile)
+		path := filepath.Join(t.TempDir(), "graph.yaml")
+		os.WriteFile(path, []byte(cfg), 0o600)
+		var out bytes.Buffer
+		code := dispatch([]string{"check", "-c", path}, &out, &out)
+		return code, strings.Join(strings.Fields(out.String()), " ")
+	}
+	want := func(name string, code int, out string, wantCode int, parts ...string) {
+		t.Helper()
+		if code != wantCode {
+			t.Errorf("%s: exit %d, want %d\n%s", name, code, wantCode, out)
+		}
+		for _, p := range parts {
+			if !strings.Contains(out, p) {
+				t.Errorf("%s: output lacks %q\n%s", name, p, out)
+			}
+		}
+	}
+	here := "http://" + listen + "/graph/notifications"
+
+	// No mailpoller running: check answers on http.listen itself.
+	code, out := check(here)
+	want("free port", code, out, 0, "ok notifications "+here, "check itself on http.listen")
+
+	// Nothing answers where the URL leads.
+	code, out = check("http://" + freeAddr(t) + "/graph/notifications")
+	want("nothing there", code, out, 1, "FAILED notifications", "connection refused", "forwards to http://"+listen+"/graph/notifications")
+
+	// A running mailpoller without graph.notifications_url in its config.
+	serve := func(h http.Handler) func() {
+		ln, err := net.Listen("tcp", listen)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &http.Server{Handler: h}
+		go srv.Serve(ln)
+		return func() { srv.Close() }
+	}
+	stop := serve(poller.NewMonitor().Handler())
+	code, out = check(here)
+	stop()
+	want("older mailpoller", code, out, 1, "its own config has no graph.notifications_url", "reload it")
+
+	// Something else on the port: a web server's 404 page.
+	stop = serve(http.NotFoundHandler())
+	code, out = check(here)
+	stop()
+	want("another server", code, out, 1, "HTTP 404", "forward it (reverse proxy or ingress) to http://"+listen+"/graph/notifications")
 }
