@@ -150,6 +150,15 @@ type Account struct {
 	Options            `yaml:",inline"`
 }
 
+// The timeouts an account gets for the keys it leaves out. The poller
+// applies them (OrDefaults), and validation compares against them.
+const (
+	DefaultReadTimeout    = 60 * time.Second
+	DefaultCommandTimeout = 5 * time.Minute
+	DefaultRequestTimeout = 2 * time.Minute
+	DefaultStallTimeout   = 10 * time.Minute
+)
+
 // Timeouts bound an account's talk with its server; 0 (left out) means
 // the default.
 type Timeouts struct {
@@ -157,6 +166,18 @@ type Timeouts struct {
 	Command Duration `yaml:"command"` // imap: one command may take this long (a UID SEARCH of a huge folder); default 5m
 	Request Duration `yaml:"request"` // ews, graph: one HTTP request, its answer included; default 2m
 	Stall   Duration `yaml:"stall"`   // all: no progress for this long restarts the mailbox's connection; default 10m
+}
+
+// OrDefaults returns t with each key left out set to its default.
+func (t Timeouts) OrDefaults() Timeouts {
+	or := func(v Duration, def time.Duration) Duration {
+		if v > 0 {
+			return v
+		}
+		return Duration(def)
+	}
+	return Timeouts{Read: or(t.Read, DefaultReadTimeout), Command: or(t.Command, DefaultCommandTimeout),
+		Request: or(t.Request, DefaultRequestTimeout), Stall: or(t.Stall, DefaultStallTimeout)}
 }
 
 // MailboxRef is an entry of additional_users: either a plain address or a

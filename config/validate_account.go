@@ -82,19 +82,14 @@ func (d *decoder) validateTimeouts(a *Account, p string) {
 	}
 	// The watchdog must not end a command or request its own timeout
 	// still allows.
-	longest, key := a.Timeouts.Request.D(), "request"
-	if longest == 0 {
-		longest = 2 * time.Minute
-	}
+	eff := a.Timeouts.OrDefaults()
+	longest, key := eff.Request.D(), "request"
 	if imap {
-		longest, key = a.Timeouts.Command.D(), "command"
-		if longest == 0 {
-			longest = 5 * time.Minute
-		}
+		longest, key = eff.Command.D(), "command"
 	}
 	if st := a.Timeouts.Stall.D(); st > 0 && st <= longest {
 		d.at(p+"stall", "is not longer than timeouts."+key+" ("+longest.String()+")",
-			"make stall longer than one "+key+" may take, or leave it out for the default 10m")
+			"make stall longer than one "+key+" may take, or leave it out for the default "+Duration(DefaultStallTimeout).String())
 	}
 }
 

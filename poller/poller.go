@@ -143,7 +143,7 @@ func newRunner(ctx context.Context, opts Options) *runner {
 		log = slog.Default()
 	}
 	if opts.StallTimeout <= 0 {
-		opts.StallTimeout = 10 * time.Minute
+		opts.StallTimeout = config.DefaultStallTimeout
 	}
 	if opts.Grace <= 0 {
 		opts.Grace = 10 * time.Second

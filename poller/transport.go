@@ -34,8 +34,9 @@ import (
 func newTransport(a *config.Account, hc *http.Client, tc *tls.Config, tokens source.Tokens, push *graph.Push, log *slog.Logger) (source.Transport, error) {
 	switch a.Protocol {
 	case "", "imap":
+		to := a.Timeouts.OrDefaults()
 		tr := &imap.Transport{Addr: a.Server, TLSConfig: tc, StartTLS: a.StartTLS,
-			ReadTimeout: a.Timeouts.Read.D(), CommandTimeout: a.Timeouts.Command.D()}
+			ReadTimeout: to.Read.D(), CommandTimeout: to.Command.D()}
 		switch {
 		case a.OAuth():
 			tr.Tokens = tokens
@@ -151,11 +152,7 @@ func (t *Transports) account(a *config.Account) (*account, error) {
 	// Two minutes by default: a GetItem answer carries up to
 	// max_message_bytes of base64 MIME. EWS streaming makes its own client
 	// without this bound.
-	timeout := 2 * time.Minute
-	if a.Timeouts.Request > 0 {
-		timeout = a.Timeouts.Request.D()
-	}
-	hc := &http.Client{Timeout: timeout, Transport: &http.Transport{TLSClientConfig: tc.Clone(), Proxy: http.ProxyFromEnvironment}}
+	hc := &http.Client{Timeout: a.Timeouts.OrDefaults().Request.D(), Transport: &http.Transport{TLSClientConfig: tc.Clone(), Proxy: http.ProxyFromEnvironment}}
 	tr, err := newTransport(a, hc, tc, &accountTokens{t: t, a: a, hc: hc}, t.push, t.log.With("account", a.Name))
 	if err != nil {
 		return nil, err
