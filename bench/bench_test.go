@@ -43,6 +43,7 @@ import (
 	"github.com/mailpoller/mailpoller/poller"
 	"github.com/mailpoller/mailpoller/publish"
 	"github.com/mailpoller/mailpoller/sim"
+	"github.com/mailpoller/mailpoller/sim/simtest"
 )
 
 const (
@@ -342,12 +343,7 @@ func startSim(b *testing.B, mailboxes ...string) *sim.Sim {
 	for _, m := range mailboxes {
 		seed.Mailboxes = append(seed.Mailboxes, sim.MailboxSeed{Address: m})
 	}
-	s, err := sim.Start(context.Background(), seed, &sim.Options{CADir: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(s.Close)
-	return s
+	return simtest.Start(b, seed)
 }
 
 // benchYAML is a config with the embedded NATS storing in store and one

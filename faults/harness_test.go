@@ -26,6 +26,7 @@ import (
 	"github.com/mailpoller/mailpoller/internal/logtest"
 	"github.com/mailpoller/mailpoller/publish"
 	"github.com/mailpoller/mailpoller/sim"
+	"github.com/mailpoller/mailpoller/sim/simtest"
 )
 
 // row is one line of the summary table.
@@ -145,13 +146,7 @@ func newEnv(t *testing.T, boxes ...string) *env {
 	for _, b := range boxes {
 		seed.Mailboxes = append(seed.Mailboxes, sim.MailboxSeed{Address: b})
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	s, err := sim.Start(ctx, seed, &sim.Options{CADir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
+	s := simtest.Start(t, seed)
 	e := &env{t: t, sim: s, nats: startNATS(t), boxes: boxes, uidv: map[string]uint32{}, sent: map[string]bool{}, graphIDs: map[string]string{}}
 	for _, b := range boxes {
 		fi, _ := s.Store().Folder(b, "INBOX")

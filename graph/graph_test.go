@@ -13,6 +13,7 @@ import (
 
 	"github.com/mailpoller/mailpoller/auth"
 	"github.com/mailpoller/mailpoller/sim"
+	"github.com/mailpoller/mailpoller/sim/simtest"
 	"github.com/mailpoller/mailpoller/source"
 )
 
@@ -71,13 +72,7 @@ func newEnv(t *testing.T) *env {
 		},
 		Mailboxes: []sim.MailboxSeed{{Address: mbox, Folders: []string{"Processed", "Inbox/Processed", "Quarantine"}}, {Address: other}},
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	s, err := sim.Start(ctx, seed, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
+	s := simtest.Start(t, seed)
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: s.CAPool()}}}
 	return &env{sim: s, hc: hc}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/mailpoller/mailpoller/message"
 	"github.com/mailpoller/mailpoller/publish"
 	"github.com/mailpoller/mailpoller/sim"
+	"github.com/mailpoller/mailpoller/sim/simtest"
 )
 
 const (
@@ -59,13 +60,7 @@ func newSimEnv(t *testing.T, roles ...string) *simEnv {
 // account's mailboxes, the primary first.
 func startSimEnv(t *testing.T, seed *sim.Seed, boxes []string) *simEnv {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	s, err := sim.Start(ctx, seed, &sim.Options{CADir: t.TempDir()})
-	if err != nil {
-		t.Fatalf("sim.Start() = %v", err)
-	}
-	t.Cleanup(s.Close)
+	s := simtest.Start(t, seed)
 	return &simEnv{sim: s, ep: s.Endpoints(), boxes: boxes}
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/mailpoller/mailpoller/internal/wait"
 	"github.com/mailpoller/mailpoller/publish"
 	"github.com/mailpoller/mailpoller/sim"
+	"github.com/mailpoller/mailpoller/sim/simtest"
 )
 
 // TestLeasesThreeNodeCluster: three pollers share one config and a
@@ -44,11 +45,7 @@ func TestLeasesThreeNodeCluster(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	s, err := sim.Start(ctx, seed, &sim.Options{CADir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := simtest.Start(t, seed)
 	ep := s.Endpoints()
 	t.Setenv("TEST_CLIENT_SECRET", testSecret)
 	cfg, err := config.Parse([]byte(fmt.Sprintf(`nats: {url: %q}

@@ -49,12 +49,8 @@ func TestReloadRetriesFailingMailbox(t *testing.T) {
 			Roles: []string{"IMAP.AccessAsApp", "full_access_as_app"}, Mailboxes: []string{"*"}}},
 		Mailboxes: []sim.MailboxSeed{{Address: "support@contoso.test", Folders: []string{"Processed"}}},
 	}
-	s, err := sim.Start(context.Background(), seed, &sim.Options{CADir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	env := &simEnv{sim: s, ep: s.Endpoints(), boxes: []string{"support@contoso.test", "billing@contoso.test", "hr@contoso.test"}}
+	env := startSimEnv(t, seed, []string{"support@contoso.test", "billing@contoso.test", "hr@contoso.test"})
+	s := env.sim
 	cfg := env.config(t, "imap", "")
 	reload := make(chan *config.Config)
 	var buf logtest.Buffer

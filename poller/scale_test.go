@@ -10,6 +10,7 @@ import (
 	"github.com/mailpoller/mailpoller/config"
 	"github.com/mailpoller/mailpoller/internal/logtest"
 	"github.com/mailpoller/mailpoller/sim"
+	"github.com/mailpoller/mailpoller/sim/simtest"
 )
 
 // TestManyMailboxesOneToken: 200 mailboxes of one app share one token
@@ -28,13 +29,7 @@ func TestManyMailboxesOneToken(t *testing.T) {
 			users = append(users, addr)
 		}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	s, err := sim.Start(ctx, seed, &sim.Options{CADir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := simtest.Start(t, seed)
 	ep := s.Endpoints()
 	t.Setenv("TEST_CLIENT_SECRET", testSecret)
 	cfg, err := config.Parse([]byte(fmt.Sprintf(`nats: {url: "nats://127.0.0.1:1"}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/mailpoller/mailpoller/sim"
+	"github.com/mailpoller/mailpoller/sim/simtest"
 )
 
 // TestCheckOnPremises: check explains the on-premises failures in plain
@@ -22,11 +22,7 @@ func TestCheckOnPremises(t *testing.T) {
 		Users:     []sim.User{{Login: "svc@contoso.test", Domain: "CONTOSO", Password: "pw-onprem", Mailboxes: []string{"support@contoso.test"}}},
 		Mailboxes: []sim.MailboxSeed{{Address: "support@contoso.test", Generate: 2}},
 	}
-	s, err := sim.Start(context.Background(), seed, &sim.Options{CADir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := simtest.Start(t, seed)
 	ep := s.Endpoints()
 	check := func(protocol, auth, user, pass, access, caFile string) (int, string) {
 		server := ep.EWS
@@ -54,12 +50,7 @@ accounts:
 		code := dispatch([]string{"check", "-c", path}, &out, &out)
 		return code, out.String()
 	}
-	other, err := sim.Start(context.Background(), seed, &sim.Options{CADir: t.TempDir()}) // another CA
-	if err != nil {
-		t.Fatal(err)
-	}
-	other.Close()
-	otherCA := other.Endpoints().CAFile
+	otherCA := simtest.Start(t, seed).Endpoints().CAFile // another CA
 	for _, c := range []struct {
 		name                                   string
 		prepare                                func()

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/mailpoller/mailpoller/poller"
 	"github.com/mailpoller/mailpoller/sim"
+	"github.com/mailpoller/mailpoller/sim/simtest"
 )
 
 const (
@@ -34,12 +34,7 @@ func startCheckSim(t *testing.T) *sim.Sim {
 		},
 		Mailboxes: []sim.MailboxSeed{{Address: "support@contoso.test", Generate: 2, Folders: []string{"Done"}}, {Address: "billing@contoso.test"}},
 	}
-	s, err := sim.Start(context.Background(), seed, &sim.Options{CADir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	return s
+	return simtest.Start(t, seed)
 }
 
 // runCheck writes a one-account config and runs `mailpoller check` on it.
