@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mailpoller/mailpoller/config"
@@ -197,7 +198,11 @@ func (l *lease) keep(ctx context.Context, shed func()) error {
 		case ctx.Err() != nil:
 			return nil
 		case errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyNotFound):
-			return fmt.Errorf("%w: %v", errLeaseLost, err) // taken, or the bucket was lost
+			return fmt.Errorf("%w: %v", errLeaseLost, err) // taken, or expired
+		case errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders):
+			// No server has the bucket: once it is made again, empty,
+			// anyone may claim the mailbox.
+			return fmt.Errorf("%w: the lease bucket is gone: %v", errLeaseLost, err)
 		default:
 			lastErr, wait = err, every/4 // try again sooner
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/mailpoller/mailpoller/internal/natstest"
 	"github.com/mailpoller/mailpoller/internal/wait"
 	"github.com/mailpoller/mailpoller/publish"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 func newNATS(t *testing.T) *publish.Conn {
@@ -137,5 +139,33 @@ func TestLeaseKeepGivesUpBeforeExpiry(t *testing.T) {
 	// the last write went out.
 	if expires := l.sent.Add(ttl); !time.Now().Before(expires) {
 		t.Fatalf("keep() gave the lease up %s after it could expire", time.Since(expires).Round(time.Millisecond))
+	}
+}
+
+// TestLeaseKeepStopsWhenBucketGone: when the lease bucket disappears (a
+// NATS server that lost its store), keep reports the loss at the next
+// renewal: the bucket made again is empty, and anyone may claim from it.
+func TestLeaseKeepStopsWhenBucketGone(t *testing.T) {
+	nc := newNATS(t)
+	ctx := context.Background()
+	a, _ := newLeases(ctx, nc, "instance-a", 3*time.Second)
+	a.total = 1
+	l, _, err := a.tryAcquire(ctx, "mailbox.k")
+	if err != nil || l == nil {
+		t.Fatal(err)
+	}
+	js, _ := jetstream.New(nc.NATS())
+	if err := js.DeleteKeyValue(ctx, publish.LeaseBucket); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- l.keep(ctx, nil) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, errLeaseLost) || !strings.Contains(err.Error(), "bucket is gone") {
+			t.Fatalf("keep() = %v, want errLeaseLost for the missing bucket", err)
+		}
+	case <-time.After(10 * time.Second): // the first renewal is due after 1 s (TTL/3)
+		t.Fatal("keep() did not notice that the bucket is gone")
 	}
 }
