@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mailpoller/mailpoller/config"
@@ -199,7 +198,7 @@ func (l *lease) keep(ctx context.Context, shed func()) error {
 			return nil
 		case errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyNotFound):
 			return fmt.Errorf("%w: %v", errLeaseLost, err) // taken, or expired
-		case errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders):
+		case publish.Missing(err):
 			// No server has the bucket: once it is made again, empty,
 			// anyone may claim the mailbox.
 			return fmt.Errorf("%w: the lease bucket is gone: %v", errLeaseLost, err)

@@ -15,11 +15,11 @@ import (
 // every publish fails, and one look per second is plenty.
 const healEvery = time.Second
 
-// missing reports whether err says that a stream or bucket is not there:
+// Missing reports whether err says that a stream or bucket is not there:
 // nothing answered a publish, or the API said it does not exist. Either
 // the server lost it (a new cluster, a wiped store, an operator) or
 // JetStream is not running at the moment.
-func missing(err error) bool {
+func Missing(err error) bool {
 	return errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) ||
 		errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, jetstream.ErrBucketNotFound)
 }
@@ -34,7 +34,7 @@ func missing(err error) bool {
 // does nothing while the embedded server's JetStream is being restarted.
 // The failed operation is not retried: its caller retries.
 func (c *Conn) heal(ctx context.Context, err error) {
-	if !missing(err) || c.restarting.Load() || !c.healMu.TryLock() {
+	if !Missing(err) || c.restarting.Load() || !c.healMu.TryLock() {
 		return
 	}
 	defer c.healMu.Unlock()
